@@ -1,0 +1,72 @@
+# Run `make help` for the targets. Every target sets up .venv itself on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTO := proto/moderation/v1/moderation.proto
+GEN := moderation/v1/moderation_pb2.py moderation/v1/moderation_pb2.pyi \
+       moderation/v1/moderation_pb2_grpc.py moderation/v1/moderation_pb2_grpc.pyi
+HOST ?= 127.0.0.1
+PORT ?= 50051
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install the package with its dev tools
+
+.PHONY: run
+run: $(STAMP) ## Serve on $(HOST):$(PORT) with the embedded defaults (no API key needed)
+	$(BIN)/moderation serve --host $(HOST) --port $(PORT)
+
+.PHONY: test
+test: $(STAMP) ## Run the tests
+	$(BIN)/pytest -q
+
+.PHONY: proto
+proto: $(STAMP) ## Regenerate the Python code in moderation/v1 from proto/
+	$(BIN)/python -m grpc_tools.protoc -I proto \
+		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
+		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
+		--python_out=. --mypy_out=. --grpc_python_out=. --mypy_grpc_out=. $(PROTO)
+
+.PHONY: lint
+lint: $(STAMP) node_modules/.bin/buf ## buf lint, ruff, mypy --strict, import contracts
+	node_modules/.bin/buf lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+node_modules/.bin/buf:
+	npm install --no-save --no-audit --no-fund --silent @bufbuild/buf@1
+
+.PHONY: check
+check: proto ## Fail when the committed generated code drifts from proto/
+	@git diff --exit-code --stat -- moderation/v1 || \
+		{ echo "moderation/v1 is out of date with proto/: run 'make proto' and commit"; exit 1; }
+	@test -z "$$(git ls-files --others --exclude-standard -- moderation/v1)" || \
+		{ echo "untracked generated files in moderation/v1: commit them"; exit 1; }
+
+.PHONY: bench
+bench: $(STAMP) ## Measure throughput, latency and memory (see BENCHMARKS.md)
+	$(BIN)/python -m tests.bench
+
+.PHONY: fmt
+fmt: $(STAMP) ## Format and auto-fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: clean
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,5 @@
+"""Run the command line: ``python -m moderation``."""
+
+from moderation.cli import main
+
+raise SystemExit(main())

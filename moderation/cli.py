@@ -1,0 +1,166 @@
+"""The ``moderation`` command and the composition root: settings -> objects.
+
+    moderation serve [--host H] [--port 50051]
+    moderation check [--jurisdiction J] [--no-llm] TEXT...
+    moderation policies [--json]
+    moderation health [--address HOST:PORT]
+
+Configuration errors print what to fix and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from moderation import __version__
+from moderation.detect import DETECTORS
+from moderation.domain import Content, EscalationMode
+from moderation.errors import ConfigError, InvalidRequest
+from moderation.lexicon import load_lexicon
+from moderation.log import Fingerprinter, configure
+from moderation.normalize import Normalizer
+from moderation.pipeline import Moderator
+from moderation.policy import load_policies
+from moderation.rpc import convert
+from moderation.rpc.server import ServerOptions, probe, serve
+from moderation.settings import Settings
+from moderation.v1 import moderation_pb2 as pb
+
+
+def build_moderator(settings: Settings, *, use_model: bool = True) -> Moderator:
+    """Load policies and the lexicon, compile the detectors, and wire the ``Moderator``."""
+    normalizer = Normalizer()
+    lexicon = load_lexicon(normalizer)
+    policies = load_policies(settings.policy_dir, default=settings.default_jurisdiction)
+    return Moderator(
+        normalizer=normalizer,
+        detectors=[factory(lexicon) for factory in DETECTORS.values()],
+        policies=policies,
+        lexicon_version=lexicon.version,
+        fingerprint=Fingerprinter(settings.log_hash_key.get_secret_value().encode()),
+        escalator=None,
+        max_text_chars=settings.max_text_chars,
+    )
+
+
+def _server_options(settings: Settings, host: str | None, port: int | None) -> ServerOptions:
+    return ServerOptions(
+        host=host or settings.host,
+        port=settings.port if port is None else port,
+        max_message_bytes=settings.max_message_bytes,
+        max_concurrent_rpcs=settings.max_concurrent_rpcs,
+        max_batch_items=settings.max_batch_items,
+        stream_window=settings.stream_window,
+        drain_seconds=settings.drain_seconds,
+        grace_seconds=settings.grace_seconds,
+    )
+
+
+def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    moderator = build_moderator(settings)
+    asyncio.run(serve(moderator, _server_options(settings, args.host, args.port)))
+    return 0
+
+
+def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    moderator = build_moderator(settings, use_model=not args.no_llm)
+    mode = EscalationMode.NEVER if args.no_llm else EscalationMode.AUTO
+    jurisdiction = (args.jurisdiction or "").strip().upper()
+
+    async def run() -> int:
+        status = 0
+        for index, text in enumerate(args.texts):
+            content = Content(
+                text=text, content_id=str(index), jurisdiction=jurisdiction, escalation=mode
+            )
+            try:
+                result = await moderator.moderate(content)
+            except InvalidRequest as error:
+                print(f"moderation check: text {index}: {error}", file=sys.stderr)
+                status = 2
+                continue
+            line = convert.to_json(convert.to_response(result))
+            print(json.dumps(line, ensure_ascii=False, separators=(",", ":")), flush=True)
+        return status
+
+    return asyncio.run(run())
+
+
+def _cmd_policies(settings: Settings, args: argparse.Namespace) -> int:
+    policies = load_policies(settings.policy_dir, default=settings.default_jurisdiction)
+    lexicon = load_lexicon(Normalizer())
+    if args.json:
+        message = pb.ListPoliciesResponse(
+            policies=[convert.to_policy_info(p) for p in policies],
+            default_jurisdiction=policies.default,
+            lexicon_version=lexicon.version,
+        )
+        print(json.dumps(convert.to_json(message), ensure_ascii=False, indent=2))
+        return 0
+    print(
+        f"lexicon {lexicon.version}, {len(lexicon)} entries; "
+        f"default jurisdiction {policies.default}"
+    )
+    for policy in policies:
+        categories = ", ".join(c.name for c in policy.enabled_categories)
+        endpoints = ", ".join(sorted(policy.model_endpoints)) or "none"
+        print(f"\n{policy.jurisdiction}  {policy.version}  (fail mode {policy.fail_mode.name})")
+        print(f"  {policy.description}")
+        print(f"  categories: {categories}")
+        print(f"  model endpoints: {endpoints}")
+    return 0
+
+
+def _cmd_health(settings: Settings, args: argparse.Namespace) -> int:
+    address = args.address or f"127.0.0.1:{settings.port}"
+    serving = asyncio.run(probe(address, wait_s=args.timeout))
+    print("SERVING" if serving else "NOT_SERVING")
+    return 0 if serving else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (names pinned by DESIGN.md)."""
+    root = argparse.ArgumentParser(prog="moderation", description=__doc__.split("\n")[0])
+    root.add_argument("--version", action="version", version=f"moderation {__version__}")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", help="serve gRPC until SIGTERM/SIGINT")
+    serve_cmd.add_argument(
+        "--host", help="address to listen on (default MODERATION_HOST or 127.0.0.1)"
+    )
+    serve_cmd.add_argument("--port", type=int, help="port (default MODERATION_PORT or 50051)")
+    serve_cmd.set_defaults(run=_cmd_serve)
+
+    check = commands.add_parser("check", help="judge texts, one JSON line each")
+    check.add_argument("--jurisdiction", "-j", help="policy to apply (default: the server default)")
+    check.add_argument("--no-llm", action="store_true", help="never ask the model")
+    check.add_argument("texts", nargs="+", metavar="TEXT")
+    check.set_defaults(run=_cmd_check)
+
+    policies = commands.add_parser("policies", help="list jurisdictions, versions, categories")
+    policies.add_argument("--json", action="store_true", help="print the ListPolicies JSON form")
+    policies.set_defaults(run=_cmd_policies)
+
+    health = commands.add_parser("health", help="ask a server's grpc.health.v1; exit 0 if SERVING")
+    health.add_argument("--address", help="host:port (default 127.0.0.1:MODERATION_PORT)")
+    health.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+    health.set_defaults(run=_cmd_health)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``moderation`` console script."""
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        configure(settings.log_level)
+        return int(args.run(settings, args))
+    except ConfigError as error:
+        print(f"moderation: configuration error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,76 @@
+"""Triage and decision: pure functions of the findings and a jurisdiction's policy.
+
+``triage`` says whether the heuristics can decide (CLEAR) or the model is needed
+(AMBIGUOUS), and why. ``decide`` maps findings to a decision through the policy's action
+table (BLOCK dominates REVIEW dominates ALLOW) and groups them into labels, one per category.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from moderation.domain import Decision, EscalationMode, Finding, Label, Route, Triage
+from moderation.policy import Policy
+
+
+def enabled(findings: Iterable[Finding], policy: Policy) -> list[Finding]:
+    """The findings whose category the policy acts on."""
+    return [f for f in findings if policy.action(f.category, f.severity) is not None]
+
+
+def is_confident(finding: Finding, policy: Policy) -> bool:
+    """True when this finding alone may decide without the model under ``policy``."""
+    rules = policy.ambiguity
+    if finding.ambiguous and rules.ambiguous_terms:
+        return False
+    if finding.confidence < rules.min_confidence:
+        return False
+    return finding.severity.name not in rules.escalate_severities
+
+
+def triage(findings: Sequence[Finding], policy: Policy, mode: EscalationMode) -> Triage:
+    """CLEAR when the heuristics can decide, AMBIGUOUS when the model should judge."""
+    if mode is EscalationMode.ALWAYS:
+        return Triage(Route.AMBIGUOUS, "caller asked for the model")
+    if not findings:
+        return Triage(Route.CLEAR, "no signal")
+    confident = [f for f in findings if is_confident(f, policy)]
+    if confident and decide(confident, policy) is Decision.BLOCK:
+        return Triage(Route.CLEAR, "confident blocking hit")
+    if len(confident) < len(findings):
+        doubtful = next(f for f in findings if not is_confident(f, policy))
+        why = "ambiguous term" if doubtful.ambiguous else "low-confidence hit"
+        return Triage(Route.AMBIGUOUS, f"{why} ({doubtful.category.name})")
+    return Triage(Route.CLEAR, "confident hits")
+
+
+def decide(findings: Iterable[Finding], policy: Policy) -> Decision:
+    """The strictest action the policy assigns to any finding; ALLOW when there is none."""
+    decision = Decision.ALLOW
+    for finding in findings:
+        action = policy.action(finding.category, finding.severity)
+        if action is not None and action > decision:
+            decision = action
+    return decision
+
+
+def labels(findings: Iterable[Finding]) -> tuple[Label, ...]:
+    """One label per category: the worst severity, the highest confidence, all the evidence."""
+    grouped: dict[object, list[Finding]] = {}
+    for finding in findings:
+        grouped.setdefault(finding.category, []).append(finding)
+    result = []
+    for group in grouped.values():
+        worst = max(group, key=lambda f: (f.severity, f.confidence))
+        evidence = sorted({f.evidence for f in group}, key=lambda e: (e.start, e.end, e.term))
+        result.append(
+            Label(
+                category=worst.category,
+                subcategory=worst.subcategory,
+                severity=worst.severity,
+                confidence=max(f.confidence for f in group),
+                source=worst.source,
+                evidence=tuple(evidence),
+            )
+        )
+    return tuple(sorted(result, key=lambda label: (-label.severity, label.category.value)))

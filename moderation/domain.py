@@ -1,0 +1,194 @@
+"""Value types shared by every layer: enums for closed sets, frozen dataclasses for results.
+
+Enum member names equal the proto enum names without their prefix (``Category.ABUSE`` is
+``CATEGORY_ABUSE`` on the wire), so conversion is by name and cannot drift silently.
+This module imports nothing of ours but ``errors``; it knows nothing of gRPC.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Category(enum.Enum):
+    """Risk categories (see DESIGN.md for what each covers)."""
+
+    ABUSE = "ABUSE"
+    HATE = "HATE"
+    SEXUAL = "SEXUAL"
+    MINOR_SAFETY = "MINOR_SAFETY"
+    VIOLENCE = "VIOLENCE"
+    SELF_HARM = "SELF_HARM"
+    EXTREMISM = "EXTREMISM"
+    ILLEGAL = "ILLEGAL"
+    SPAM = "SPAM"
+    POLITICAL = "POLITICAL"
+    PII = "PII"
+
+
+class Severity(enum.IntEnum):
+    """How bad a finding is; ordered, so the worst of several is ``max``."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+
+class Decision(enum.IntEnum):
+    """What to do with the content; ordered so that BLOCK dominates REVIEW dominates ALLOW."""
+
+    ALLOW = 1
+    REVIEW = 2
+    BLOCK = 3
+
+
+class Source(enum.Enum):
+    """Which stage produced a label."""
+
+    LEXICON = "LEXICON"
+    PATTERN = "PATTERN"
+    LLM = "LLM"
+
+
+class Variant(enum.Enum):
+    """How a span disguised the canonical term."""
+
+    EXACT = "EXACT"
+    HOMOPHONE = "HOMOPHONE"
+    PINYIN = "PINYIN"
+    ABBREVIATION = "ABBREVIATION"
+    SPLIT_CHARACTER = "SPLIT_CHARACTER"
+    TRADITIONAL = "TRADITIONAL"
+    SEPARATOR = "SEPARATOR"
+    WIDTH = "WIDTH"
+    DIGIT = "DIGIT"
+    EMOJI = "EMOJI"
+    CONFUSABLE = "CONFUSABLE"
+    REPEAT = "REPEAT"
+    LEETSPEAK = "LEETSPEAK"
+    GLYPH = "GLYPH"
+
+
+class EscalationMode(enum.Enum):
+    """Whether the caller lets the model be asked."""
+
+    AUTO = "AUTO"
+    NEVER = "NEVER"
+    ALWAYS = "ALWAYS"
+
+
+class EscalationStatus(enum.Enum):
+    """What happened with the model for one item."""
+
+    NOT_NEEDED = "NOT_NEEDED"
+    RESOLVED = "RESOLVED"
+    CACHED = "CACHED"
+    SKIPPED = "SKIPPED"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """One item to judge, as the caller sent it (before validation)."""
+
+    text: str
+    content_id: str = ""
+    jurisdiction: str = ""
+    escalation: EscalationMode = EscalationMode.AUTO
+    surface: str = ""
+    language: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A span of the caller's text: code-point offsets, end exclusive."""
+
+    start: int
+    end: int
+    text: str
+    term: str
+    variant: Variant
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detector hit, before policy: what matched, where, and how sure we are."""
+
+    category: Category
+    subcategory: str
+    severity: Severity
+    confidence: float
+    source: Source
+    evidence: Evidence
+    rule: str
+    """Stable id of the rule that fired (lexicon entry or pattern name); safe to log."""
+    ambiguous: bool = False
+    """True when the hit alone cannot decide (a term that is harmless in most uses)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A category found in the content, with all the evidence for it."""
+
+    category: Category
+    subcategory: str
+    severity: Severity
+    confidence: float
+    source: Source
+    evidence: tuple[Evidence, ...] = ()
+    rationale: str = ""
+
+
+class Route(enum.Enum):
+    """Triage outcome: decide now, or ask the model."""
+
+    CLEAR = "CLEAR"
+    AMBIGUOUS = "AMBIGUOUS"
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    """Whether the heuristics can decide, and why."""
+
+    route: Route
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """What happened with the model for one item."""
+
+    status: EscalationStatus
+    reason: str = ""
+    model: str = ""
+    latency_s: float = 0.0
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationResult:
+    """The answer for one item."""
+
+    content_id: str
+    decision: Decision
+    labels: tuple[Label, ...]
+    escalation: Escalation
+    jurisdiction: str
+    policy_version: str
+    lexicon_version: str
+    findings: tuple[Finding, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """The model's verdict on one item, as labels (empty when it found the content safe)."""
+
+    verdict: str
+    """``safe``, ``controversial`` or ``unsafe``."""
+    labels: tuple[Label, ...]
+    model: str
+    cached: bool = False
+    latency_s: float = 0.0
+    truncated: bool = False

@@ -1,0 +1,104 @@
+"""Our exception tree. Foreign errors are translated into it at exactly one boundary each.
+
+::
+
+    ModerationError
+    ├── InvalidRequest            bad input from a caller (-> INVALID_ARGUMENT)
+    │   ├── EmptyText
+    │   ├── TextTooLong
+    │   ├── UnknownJurisdiction
+    │   └── BatchTooLarge
+    ├── Overloaded                the service sheds load (-> RESOURCE_EXHAUSTED)
+    ├── ConfigError               settings, policy or lexicon files are wrong; refuses to start
+    │   ├── PolicyError
+    │   └── LexiconError
+    └── ModelError                the model call failed (never reaches a caller: degrades)
+        ├── ModelTimeout
+        ├── ModelUnavailable      transport errors, 408/429/5xx after retries, breaker open
+        ├── ModelRejected         400/401/402/403: retrying will not help
+        └── ModelResponseError    malformed JSON, wrong schema, unknown category
+
+This module imports nothing of ours and nothing of gRPC; the status code for each class is
+decided in one table in ``moderation.rpc.interceptors``.
+"""
+
+from __future__ import annotations
+
+
+class ModerationError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class InvalidRequest(ModerationError):
+    """A caller sent something we refuse; ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.description = message
+
+    def at(self, prefix: str) -> InvalidRequest:
+        """The same error with ``prefix`` before the field, e.g. ``items[3].text``."""
+        moved = type(self).__new__(type(self))
+        InvalidRequest.__init__(moved, f"{prefix}.{self.field}", self.description)
+        return moved
+
+
+class EmptyText(InvalidRequest):
+    """The text is empty or only white space."""
+
+
+class TextTooLong(InvalidRequest):
+    """The text is over the configured limit."""
+
+
+class UnknownJurisdiction(InvalidRequest):
+    """No policy is loaded for the requested jurisdiction."""
+
+
+class BatchTooLarge(InvalidRequest):
+    """More items than the batch limit."""
+
+
+class Overloaded(ModerationError):
+    """The service refuses work to protect its latency; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ConfigError(ModerationError):
+    """Configuration is wrong; the message names the file or variable, the key and the fix."""
+
+
+class PolicyError(ConfigError):
+    """A policy file is missing, malformed or refers to something unknown."""
+
+
+class LexiconError(ConfigError):
+    """A lexicon file is malformed or has entries its own normalizer cannot reach."""
+
+
+class ModelError(ModerationError):
+    """The model call failed; the pipeline degrades instead of failing the request."""
+
+
+class ModelTimeout(ModelError):
+    """The model did not answer within the attempt timeout or the caller's deadline."""
+
+
+class ModelUnavailable(ModelError):
+    """The endpoint is unreachable or failing (after retries), or the breaker is open."""
+
+
+class ModelRejected(ModelError):
+    """The endpoint refused the request (400/401/402/403); a retry would get the same answer."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ModelResponseError(ModelError):
+    """The endpoint answered, but not with a verdict of the required shape."""

@@ -1,0 +1,325 @@
+"""The ``Moderator``: one transport-free core behind the gRPC servicer, the CLI and batch.
+
+normalize -> detect -> triage -> [escalate] -> decide, then one canonical log line per
+decision (ids, fingerprint, versions, decision, categories, rules, timings; never the text).
+A failing model never fails a request: the answer is degraded and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from moderation import decide
+from moderation.detect import Detector
+from moderation.domain import (
+    Content,
+    Decision,
+    Escalation,
+    EscalationMode,
+    EscalationStatus,
+    Finding,
+    Judgement,
+    Label,
+    ModerationResult,
+    Route,
+    Triage,
+)
+from moderation.errors import (
+    EmptyText,
+    InvalidRequest,
+    ModelError,
+    TextTooLong,
+    UnknownJurisdiction,
+)
+from moderation.normalize import Normalized, Normalizer
+from moderation.policy import Policy, PolicySet
+
+log = structlog.get_logger("moderation")
+
+MAX_CONTENT_ID_CHARS = 256
+MAX_HINT_CHARS = 64
+
+
+class Escalator(Protocol):
+    """Asks a model to judge an ambiguous item under a policy."""
+
+    @property
+    def host(self) -> str:
+        """Host of the model endpoint (checked against the policy's data residency)."""
+        ...
+
+    @property
+    def model(self) -> str:
+        """The model id."""
+        ...
+
+    async def judge(
+        self, screening: Screening, policy: Policy, budget_s: float | None
+    ) -> Judgement:
+        """The model's judgement within ``budget_s`` seconds (None: the escalator's own budget).
+
+        Raises ``ModelError`` when a judgement cannot be had in time.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Screening:
+    """What the heuristics saw: the normalized view, enabled findings and the triage."""
+
+    content: Content
+    policy: Policy
+    normalized: Normalized
+    findings: tuple[Finding, ...]
+    triage: Triage
+
+
+class Moderator:
+    """Judges content. Build once at start; ``moderate`` is safe to call concurrently."""
+
+    def __init__(
+        self,
+        *,
+        normalizer: Normalizer,
+        detectors: Sequence[Detector],
+        policies: PolicySet,
+        lexicon_version: str,
+        fingerprint: Callable[[str], str],
+        escalator: Escalator | None = None,
+        max_text_chars: int = 20_000,
+    ) -> None:
+        self._normalize = normalizer
+        self._detectors = tuple(detectors)
+        self.policies = policies
+        self.lexicon_version = lexicon_version
+        self._fingerprint = fingerprint
+        self.escalator = escalator
+        self.max_text_chars = max_text_chars
+
+    def validate(self, content: Content) -> Policy:
+        """The policy for ``content``, or ``InvalidRequest`` naming the field and the limit."""
+        if len(content.content_id) > MAX_CONTENT_ID_CHARS:
+            raise InvalidRequest(
+                "content_id",
+                f"is {len(content.content_id)} characters; the limit is {MAX_CONTENT_ID_CHARS}",
+            )
+        if not content.text or content.text.isspace():
+            raise EmptyText("text", "must not be empty")
+        if len(content.text) > self.max_text_chars:
+            raise TextTooLong(
+                "text",
+                f"is {len(content.text)} characters; the limit is {self.max_text_chars}",
+            )
+        for name, value in (
+            ("context.surface", content.surface),
+            ("context.language", content.language),
+        ):
+            if len(value) > MAX_HINT_CHARS:
+                raise InvalidRequest(
+                    name, f"is {len(value)} characters; the limit is {MAX_HINT_CHARS}"
+                )
+        policy = self.policies.get(content.jurisdiction)
+        if policy is None:
+            known = ", ".join(p.jurisdiction for p in self.policies)
+            raise UnknownJurisdiction(
+                "jurisdiction", f"unknown jurisdiction {content.jurisdiction!r}; known: {known}"
+            )
+        return policy
+
+    def screen(self, content: Content) -> Screening:
+        """Validate, normalize, detect and triage: the pure, synchronous part."""
+        policy = self.validate(content)
+        normalized = self._normalize(content.text)
+        findings: list[Finding] = []
+        for detector in self._detectors:
+            findings.extend(detector.detect(normalized, policy.jurisdiction))
+        findings = decide.enabled(findings, policy)
+        return Screening(
+            content=content,
+            policy=policy,
+            normalized=normalized,
+            findings=tuple(findings),
+            triage=decide.triage(findings, policy, content.escalation),
+        )
+
+    async def moderate(
+        self, content: Content, *, deadline: float | None = None
+    ) -> ModerationResult:
+        """Judge one item. ``deadline`` is a ``time.monotonic()`` instant bounding the model call.
+
+        Raises ``InvalidRequest`` for bad input; never raises for a failing model.
+        """
+        began = time.monotonic()
+        screening = self.screen(content)
+        if screening.triage.route is Route.CLEAR:
+            result = self._heuristic(
+                screening, Escalation(EscalationStatus.NOT_NEEDED, screening.triage.reason)
+            )
+        else:
+            result = await self._escalate(screening, deadline)
+        self._log(screening, result, time.monotonic() - began)
+        return result
+
+    async def moderate_many(
+        self, contents: Sequence[Content], *, deadline: float | None = None, concurrency: int = 32
+    ) -> list[ModerationResult]:
+        """Judge several items, in order; at most ``concurrency`` model calls at once.
+
+        Items the heuristics can decide are answered inline; only escalations become tasks.
+        """
+        results: list[ModerationResult | None] = [None] * len(contents)
+        escalations: list[tuple[int, Screening, float]] = []
+        for index, content in enumerate(contents):
+            began = time.monotonic()
+            screening = self.screen(content)
+            if screening.triage.route is Route.CLEAR:
+                result = self._heuristic(
+                    screening, Escalation(EscalationStatus.NOT_NEEDED, screening.triage.reason)
+                )
+                self._log(screening, result, time.monotonic() - began)
+                results[index] = result
+            else:
+                escalations.append((index, screening, began))
+        if escalations:
+            slots = asyncio.Semaphore(concurrency)
+
+            async def one(index: int, screening: Screening, began: float) -> None:
+                async with slots:
+                    result = await self._escalate(screening, deadline)
+                self._log(screening, result, time.monotonic() - began)
+                results[index] = result
+
+            await asyncio.gather(*(one(*item) for item in escalations))
+        return [r for r in results if r is not None]
+
+    def _result(
+        self,
+        screening: Screening,
+        decision: Decision,
+        labels: tuple[Label, ...],
+        escalation: Escalation,
+    ) -> ModerationResult:
+        return ModerationResult(
+            content_id=screening.content.content_id,
+            decision=decision,
+            labels=labels,
+            escalation=escalation,
+            jurisdiction=screening.policy.jurisdiction,
+            policy_version=screening.policy.version,
+            lexicon_version=self.lexicon_version,
+            findings=screening.findings,
+        )
+
+    def _heuristic(
+        self, screening: Screening, escalation: Escalation, floor: Decision = Decision.ALLOW
+    ) -> ModerationResult:
+        decision = (
+            max(floor, decide.decide(screening.findings, screening.policy))
+            if screening.findings
+            else floor
+        )
+        return self._result(screening, decision, decide.labels(screening.findings), escalation)
+
+    async def _escalate(self, screening: Screening, deadline: float | None) -> ModerationResult:
+        policy = screening.policy
+        confident = [f for f in screening.findings if decide.is_confident(f, policy)]
+        reason = screening.triage.reason
+        # Unresolved doubt: the confident hits decide, and the fail mode is the floor.
+        fallback = (
+            max(policy.fail_mode, decide.decide(confident, policy))
+            if confident
+            else policy.fail_mode
+        )
+        if screening.content.escalation is EscalationMode.NEVER:
+            return self._heuristic(
+                screening,
+                Escalation(EscalationStatus.SKIPPED, f"{reason}; caller asked for no model"),
+                fallback,
+            )
+        escalator = self.escalator
+        if escalator is None:
+            return self._heuristic(
+                screening,
+                Escalation(EscalationStatus.UNAVAILABLE, f"{reason}; no model configured"),
+                fallback,
+            )
+        if not policy.allows_endpoint(escalator.host):
+            return self._heuristic(
+                screening,
+                Escalation(
+                    EscalationStatus.UNAVAILABLE,
+                    f"{reason}; policy {policy.jurisdiction} does not allow sending "
+                    f"content to {escalator.host}",
+                ),
+                fallback,
+            )
+        budget = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            judgement = await escalator.judge(screening, policy, budget)
+        except ModelError as exc:
+            return self._heuristic(
+                screening,
+                Escalation(
+                    EscalationStatus.UNAVAILABLE,
+                    f"{reason}; model failed: {type(exc).__name__}",
+                    model=escalator.model,
+                ),
+                fallback,
+            )
+        return self._judged(screening, judgement, confident, reason)
+
+    def _judged(
+        self, screening: Screening, judgement: Judgement, confident: list[Finding], reason: str
+    ) -> ModerationResult:
+        policy = screening.policy
+        heuristic = {label.category: label for label in decide.labels(screening.findings)}
+        decision = decide.decide(confident, policy) if confident else Decision.ALLOW
+        labels: dict[object, Label] = {label.category: label for label in decide.labels(confident)}
+        for label in judgement.labels:
+            action = policy.action(label.category, label.severity)
+            if action is None:
+                continue
+            decision = max(decision, action)
+            seen = heuristic.get(label.category)
+            labels[label.category] = Label(
+                category=label.category,
+                subcategory=label.subcategory or (seen.subcategory if seen else ""),
+                severity=label.severity,
+                confidence=label.confidence,
+                source=label.source,
+                evidence=seen.evidence if seen else (),
+                rationale=label.rationale,
+            )
+        if judgement.verdict == "controversial" and decision is Decision.ALLOW:
+            decision = Decision.REVIEW
+        status = EscalationStatus.CACHED if judgement.cached else EscalationStatus.RESOLVED
+        escalation = Escalation(
+            status, reason, judgement.model, judgement.latency_s, judgement.truncated
+        )
+        ordered = tuple(sorted(labels.values(), key=lambda lb: (-lb.severity, lb.category.value)))
+        return self._result(screening, decision, ordered, escalation)
+
+    def _log(self, screening: Screening, result: ModerationResult, elapsed: float) -> None:
+        log.info(
+            "moderation.decided",
+            content_id=result.content_id,
+            jurisdiction=result.jurisdiction,
+            decision=result.decision.name,
+            categories=[label.category.name for label in result.labels],
+            rules=sorted({f.rule for f in screening.findings}),
+            route=screening.triage.route.name,
+            escalation=result.escalation.status.name,
+            escalation_reason=result.escalation.reason,
+            model_latency_ms=round(result.escalation.latency_s * 1000, 2),
+            policy_version=result.policy_version,
+            lexicon_version=result.lexicon_version,
+            latency_ms=round(elapsed * 1000, 3),
+            chars=len(screening.content.text),
+            text_fp=self._fingerprint(screening.content.text),
+        )

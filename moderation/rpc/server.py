@@ -1,0 +1,157 @@
+"""The grpc.aio server: our service, standard health and reflection, and a graceful stop.
+
+On SIGTERM or SIGINT: health turns NOT_SERVING (so balancers drain), the server waits
+``drain_seconds`` while still serving, then stops accepting calls and gives the calls in
+flight ``grace_seconds`` to finish before cancelling them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from moderation.errors import ConfigError
+from moderation.pipeline import Moderator
+from moderation.rpc.interceptors import ErrorMapping
+from moderation.rpc.servicer import ModerationServicer
+from moderation.v1 import moderation_pb2 as pb
+from moderation.v1 import moderation_pb2_grpc as pb_grpc
+
+log = structlog.get_logger("moderation.server")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModerationService"].full_name
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    """Transport limits (from settings)."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    max_message_bytes: int = 32 * 1024 * 1024
+    max_concurrent_rpcs: int = 256
+    max_batch_items: int = 500
+    stream_window: int = 32
+    drain_seconds: float = 0.0
+    grace_seconds: float = 10.0
+
+
+class Service:
+    """A started server with its health servicer and the port it listens on."""
+
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        health_servicer: health.aio.HealthServicer,
+        port: int,
+        options: ServerOptions,
+    ) -> None:
+        self.server = server
+        self.health = health_servicer
+        self.port = port
+        self.options = options
+
+    async def stop(self) -> None:
+        """Drain: NOT_SERVING, wait ``drain_seconds``, then stop with ``grace_seconds``."""
+        log.info(
+            "server.draining",
+            drain_s=self.options.drain_seconds,
+            grace_s=self.options.grace_seconds,
+        )
+        await self.health.enter_graceful_shutdown()
+        if self.options.drain_seconds:
+            await asyncio.sleep(self.options.drain_seconds)
+        await self.server.stop(self.options.grace_seconds)
+        log.info("server.stopped")
+
+
+def _address(host: str, port: int) -> str:
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+async def start(moderator: Moderator, options: ServerOptions) -> Service:
+    """Build and start the server; returns once it accepts calls and reports SERVING."""
+    server = grpc.aio.server(
+        interceptors=[ErrorMapping()],
+        options=[
+            ("grpc.max_receive_message_length", options.max_message_bytes),
+            ("grpc.max_send_message_length", options.max_message_bytes),
+            ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.keepalive_timeout_ms", 20_000),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 30_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            # A second server on a taken port must fail, not silently share it.
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=options.max_concurrent_rpcs,
+    )
+    pb_grpc.add_ModerationServiceServicer_to_server(
+        ModerationServicer(
+            moderator,
+            max_batch_items=options.max_batch_items,
+            stream_window=options.stream_window,
+        ),
+        server,
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    address = _address(options.host, options.port)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpc's way of saying the bind failed
+        raise ConfigError(
+            f"cannot listen on {address}: the port is taken or the address is not local; "
+            "choose another with --port/MODERATION_PORT or --host/MODERATION_HOST"
+        ) from exc
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info(
+        "server.started",
+        address=_address(options.host, port),
+        policies=[p.jurisdiction for p in moderator.policies],
+        lexicon_version=moderator.lexicon_version,
+        model=moderator.escalator.model if moderator.escalator else None,
+    )
+    if options.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("server.unauthenticated", reason="listening beyond loopback without auth")
+    return Service(server, health_servicer, port, options)
+
+
+async def probe(address: str, wait_s: float = 2.0) -> bool:
+    """True when the server at ``address`` answers grpc.health.v1 Check with SERVING."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=wait_s
+            )
+        except grpc.aio.AioRpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+async def serve(moderator: Moderator, options: ServerOptions) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully."""
+    service = await start(moderator, options)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    waiter = asyncio.create_task(service.server.wait_for_termination())
+    stop_signal = asyncio.create_task(stopping.wait())
+    await asyncio.wait({waiter, stop_signal}, return_when=asyncio.FIRST_COMPLETED)
+    if stopping.is_set():
+        await service.stop()
+    waiter.cancel()
+    stop_signal.cancel()

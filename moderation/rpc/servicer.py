@@ -1,0 +1,153 @@
+"""The ModerationService servicer: converts proto to domain and back, nothing more.
+
+The deadline of each call bounds the model call; ModerateStream answers every request once,
+judging up to ``stream_window`` items at a time and reading no further until answers drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import structlog
+
+from moderation.errors import BatchTooLarge, InvalidRequest
+from moderation.pipeline import Moderator
+from moderation.rpc import convert
+from moderation.v1 import moderation_pb2 as pb
+from moderation.v1 import moderation_pb2_grpc as pb_grpc
+
+log = structlog.get_logger("moderation.rpc")
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+# Keep a little of the caller's deadline for building and sending the answer.
+DEADLINE_MARGIN_S = 0.05
+
+
+def _deadline(context: Context) -> float | None:
+    remaining = context.time_remaining()
+    if remaining is None:
+        return None
+    return time.monotonic() + max(0.0, remaining - DEADLINE_MARGIN_S)
+
+
+class _End:
+    """Marks the end of a stream's answers; carries the reader's error, if any."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+class ModerationServicer(pb_grpc.ModerationServiceServicer):
+    """gRPC front door to a ``Moderator``."""
+
+    def __init__(self, moderator: Moderator, *, max_batch_items: int, stream_window: int) -> None:
+        self._moderator = moderator
+        self._max_batch_items = max_batch_items
+        self._stream_window = stream_window
+
+    async def Moderate(self, request: pb.ModerateRequest, context: Context) -> pb.ModerateResponse:
+        """Judge one item."""
+        content = convert.to_content(request)
+        result = await self._moderator.moderate(content, deadline=_deadline(context))
+        return convert.to_response(result)
+
+    async def ModerateBatch(
+        self, request: pb.ModerateBatchRequest, context: Context
+    ) -> pb.ModerateBatchResponse:
+        """Judge every item, answering in request order; one bad item refuses the call."""
+        count = len(request.items)
+        if count == 0:
+            raise InvalidRequest("items", "must hold at least one item")
+        if count > self._max_batch_items:
+            raise BatchTooLarge("items", f"has {count} items; the limit is {self._max_batch_items}")
+        contents = []
+        for index, item in enumerate(request.items):
+            try:
+                content = convert.to_content(item)
+                self._moderator.validate(content)
+            except InvalidRequest as error:
+                raise error.at(f"items[{index}]") from None
+            contents.append(content)
+        results = await self._moderator.moderate_many(
+            contents, deadline=_deadline(context), concurrency=self._stream_window
+        )
+        return pb.ModerateBatchResponse(results=[convert.to_response(r) for r in results])
+
+    async def ModerateStream(
+        self, request_iterator: AsyncIterator[pb.ModerateRequest], context: Context
+    ) -> AsyncIterator[pb.ModerateResponse]:
+        """Answer every request once, with its content_id; bad items get ``error``."""
+        deadline = _deadline(context)
+        slots = asyncio.Semaphore(self._stream_window)
+        answers: asyncio.Queue[pb.ModerateResponse | _End] = asyncio.Queue()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def judge(request: pb.ModerateRequest) -> None:
+            try:
+                content = convert.to_content(request)
+                result = await self._moderator.moderate(content, deadline=deadline)
+                answer = convert.to_response(result)
+            except InvalidRequest as error:
+                answer = pb.ModerateResponse(
+                    content_id=request.content_id,
+                    error=pb.ItemError(
+                        code=grpc.StatusCode.INVALID_ARGUMENT.value[0], message=str(error)
+                    ),
+                )
+            except Exception as error:
+                log.error("rpc.stream_item_failed", error_type=type(error).__name__)
+                answer = pb.ModerateResponse(
+                    content_id=request.content_id,
+                    error=pb.ItemError(
+                        code=grpc.StatusCode.INTERNAL.value[0], message="internal error"
+                    ),
+                )
+            await answers.put(answer)
+
+        async def read() -> None:
+            error: BaseException | None = None
+            try:
+                async for request in request_iterator:
+                    await slots.acquire()  # backpressure: no more than the window in flight
+                    task = asyncio.create_task(judge(request))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                while tasks:
+                    await asyncio.gather(*tasks)
+            except Exception as exc:
+                error = exc
+            finally:
+                answers.put_nowait(_End(error))
+
+        reader = asyncio.create_task(read())
+        try:
+            while True:
+                answer = await answers.get()
+                if isinstance(answer, _End):
+                    if answer.error is not None:
+                        raise answer.error
+                    break
+                yield answer
+                slots.release()
+        finally:
+            reader.cancel()
+            for task in list(tasks):
+                task.cancel()
+
+    async def ListPolicies(
+        self, request: pb.ListPoliciesRequest, context: Context
+    ) -> pb.ListPoliciesResponse:
+        """The jurisdictions, their versions and enabled categories."""
+        policies = self._moderator.policies
+        return pb.ListPoliciesResponse(
+            policies=[convert.to_policy_info(p) for p in policies],
+            default_jurisdiction=policies.default,
+            lexicon_version=self._moderator.lexicon_version,
+        )

@@ -1,0 +1,164 @@
+"""The server process: start, graceful stop on SIGTERM, exit code, and what it logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from moderation.v1 import moderation_pb2 as pb
+from moderation.v1 import moderation_pb2_grpc as pb_grpc
+
+SECRET_TEXTS = [
+    "你就是个傻逼私密句子",
+    "今天天气真好我住在某某小区",
+    "我草这是什么",
+    "纪念六四的文章",
+]
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """Server processes a test started; killed if the test left them running."""
+    started: list[asyncio.subprocess.Process] = []
+    yield started
+    for process in started:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def _spawn(
+    started: list[asyncio.subprocess.Process], **env: str
+) -> tuple[asyncio.subprocess.Process, str, list[str]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "moderation",
+        "serve",
+        "--port",
+        "0",
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    started.append(process)
+    assert process.stderr is not None
+    lines: list[str] = []
+    while True:
+        raw = await asyncio.wait_for(process.stderr.readline(), timeout=30)
+        assert raw, f"server exited early: {lines}"
+        lines.append(raw.decode())
+        event = json.loads(raw)
+        if event.get("event") == "server.started":
+            return process, event["address"], lines
+
+
+async def _drain(process: asyncio.subprocess.Process, lines: list[str]) -> int:
+    assert process.stderr is not None
+    rest = await asyncio.wait_for(process.stderr.read(), timeout=30)
+    lines.extend(rest.decode().splitlines(keepends=True))
+    return await asyncio.wait_for(process.wait(), timeout=30)
+
+
+async def test_sigterm_drains_finishes_calls_in_flight_and_exits_0(
+    processes: list[asyncio.subprocess.Process],
+) -> None:
+    """On SIGTERM health turns NOT_SERVING, a stream in flight still completes, exit code is 0."""
+    process, address, lines = await _spawn(
+        processes, MODERATION_DRAIN_SECONDS="0.5", MODERATION_GRACE_SECONDS="10"
+    )
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb_grpc.ModerationServiceStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
+        call = stub.ModerateStream()
+        for i in range(10):
+            await call.write(pb.ModerateRequest(content_id=f"a{i}", text="傻逼"))
+        first = [await call.read() for _ in range(10)]
+
+        watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+
+        process.send_signal(signal.SIGTERM)
+        assert (await asyncio.wait_for(watch.read(), 5)).status == (
+            health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        check = await health.Check(health_pb2.HealthCheckRequest(service=""))
+        assert check.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+        await asyncio.sleep(1.0)  # past the drain delay: the server has stopped accepting calls
+        for i in range(10):
+            await call.write(pb.ModerateRequest(content_id=f"b{i}", text="你好"))
+        await call.done_writing()
+        rest = []
+        while (reply := await call.read()) is not grpc.aio.EOF:
+            rest.append(reply)
+        assert await call.code() is grpc.StatusCode.OK
+
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.Moderate(pb.ModerateRequest(text="new call after stop"), timeout=2)
+
+    ids = sorted(r.content_id for r in first + rest if isinstance(r, pb.ModerateResponse))
+    assert ids == sorted([f"a{i}" for i in range(10)] + [f"b{i}" for i in range(10)])
+    assert await _drain(process, lines) == 0
+    events = [json.loads(line)["event"] for line in lines]
+    assert "server.draining" in events
+    assert "server.stopped" in events
+
+
+async def test_log_lines_never_hold_user_text(processes: list[asyncio.subprocess.Process]) -> None:
+    """Every log line of a serving process is JSON with ids and hashes, never the user's text."""
+    process, address, lines = await _spawn(processes)
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb_grpc.ModerationServiceStub(channel)
+        for i, text in enumerate(SECRET_TEXTS):
+            await stub.Moderate(
+                pb.ModerateRequest(content_id=f"id{i}", text=text, jurisdiction="CN")
+            )
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.Moderate(pb.ModerateRequest(text="私密" * 20_000))
+
+        async def requests() -> AsyncIterator[pb.ModerateRequest]:
+            for text in SECRET_TEXTS:
+                yield pb.ModerateRequest(text=text)
+
+        _ = [reply async for reply in stub.ModerateStream(requests())]
+    process.send_signal(signal.SIGTERM)
+    assert await _drain(process, lines) == 0
+    decided = [json.loads(line) for line in lines if '"moderation.decided"' in line]
+    assert len(decided) == 2 * len(SECRET_TEXTS)
+    assert {d["content_id"] for d in decided} >= {f"id{i}" for i in range(len(SECRET_TEXTS))}
+    assert all(len(d["text_fp"]) == 16 and d["policy_version"] for d in decided)
+    blob = "".join(lines)
+    for text in SECRET_TEXTS:
+        for fragment in (text, text[:4], "傻逼", "草", "六四", "私密"):
+            assert fragment not in blob
+
+
+async def test_taken_port_refuses_to_start_saying_so(
+    processes: list[asyncio.subprocess.Process],
+) -> None:
+    """A second server on a port in use exits 2 with what to change, not a traceback."""
+    _, address, _ = await _spawn(processes)
+    port = address.rsplit(":", 1)[1]
+    second = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "moderation",
+        "serve",
+        "--port",
+        port,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    processes.append(second)
+    _, err = await asyncio.wait_for(second.communicate(), timeout=30)
+    assert second.returncode == 2
+    assert b"MODERATION_PORT" in err
+    assert b"Traceback" not in err
