@@ -4,6 +4,7 @@
     moderation check [--jurisdiction J] [--no-llm] TEXT...
     moderation policies [--json]
     moderation health [--address HOST:PORT]
+    moderation eval --dataset PATH [--text-col C --label-col L] [--jurisdiction J]
 
 Configuration errors print what to fix and exit 2.
 """
@@ -15,14 +16,17 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from moderation import __version__
 from moderation.detect import DETECTORS
 from moderation.domain import Content, EscalationMode
 from moderation.errors import ConfigError, InvalidRequest
+from moderation.evaluate import DatasetError, evaluate, render
 from moderation.lexicon import load_lexicon
 from moderation.log import Fingerprinter, configure
 from moderation.normalize import Normalizer
+from moderation.phonetic import Phonetics
 from moderation.pipeline import Moderator
 from moderation.policy import load_policies
 from moderation.rpc import convert
@@ -34,7 +38,7 @@ from moderation.v1 import moderation_pb2 as pb
 def build_moderator(settings: Settings, *, use_model: bool = True) -> Moderator:
     """Load policies and the lexicon, compile the detectors, and wire the ``Moderator``."""
     normalizer = Normalizer()
-    lexicon = load_lexicon(normalizer)
+    lexicon = load_lexicon(normalizer, Phonetics())
     policies = load_policies(settings.policy_dir, default=settings.default_jurisdiction)
     return Moderator(
         normalizer=normalizer,
@@ -92,7 +96,7 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_policies(settings: Settings, args: argparse.Namespace) -> int:
     policies = load_policies(settings.policy_dir, default=settings.default_jurisdiction)
-    lexicon = load_lexicon(Normalizer())
+    lexicon = load_lexicon(Normalizer(), Phonetics())
     if args.json:
         message = pb.ListPoliciesResponse(
             policies=[convert.to_policy_info(p) for p in policies],
@@ -122,6 +126,28 @@ def _cmd_health(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if serving else 1
 
 
+def _cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    moderator = build_moderator(settings, use_model=False)
+    path = Path(args.dataset)
+    if not path.is_file():
+        print(f"moderation eval: --dataset: no such file {path}", file=sys.stderr)
+        return 2
+    try:
+        report = evaluate(
+            moderator,
+            path,
+            text_col=args.text_col,
+            label_col=args.label_col,
+            jurisdiction=(args.jurisdiction or "").upper(),
+            limit=args.limit,
+        )
+    except DatasetError as error:
+        print(f"moderation eval: {error}", file=sys.stderr)
+        return 2
+    print(render(report, path.name))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (names pinned by DESIGN.md)."""
     root = argparse.ArgumentParser(prog="moderation", description=__doc__.split("\n")[0])
@@ -144,6 +170,16 @@ def parser() -> argparse.ArgumentParser:
     policies = commands.add_parser("policies", help="list jurisdictions, versions, categories")
     policies.add_argument("--json", action="store_true", help="print the ListPolicies JSON form")
     policies.set_defaults(run=_cmd_policies)
+
+    evaluation = commands.add_parser(
+        "eval", help="measure the heuristics on a labeled CSV/TSV/JSONL/JSON dataset"
+    )
+    evaluation.add_argument("--dataset", required=True, help="path to the labeled data")
+    evaluation.add_argument("--text-col", help="column holding the text (default: guessed)")
+    evaluation.add_argument("--label-col", help="column holding the label (default: guessed)")
+    evaluation.add_argument("--jurisdiction", "-j", help="policy to apply (default: GLOBAL)")
+    evaluation.add_argument("--limit", type=int, help="read at most this many rows")
+    evaluation.set_defaults(run=_cmd_eval)
 
     health = commands.add_parser("health", help="ask a server's grpc.health.v1; exit 0 if SERVING")
     health.add_argument("--address", help="host:port (default 127.0.0.1:MODERATION_PORT)")

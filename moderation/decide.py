@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from moderation.domain import Decision, EscalationMode, Finding, Label, Route, Triage
+from moderation.domain import Decision, EscalationMode, Finding, Label, Route, Severity, Triage
 from moderation.policy import Policy
 
 
@@ -37,11 +37,20 @@ def triage(findings: Sequence[Finding], policy: Policy, mode: EscalationMode) ->
     confident = [f for f in findings if is_confident(f, policy)]
     if confident and decide(confident, policy) is Decision.BLOCK:
         return Triage(Route.CLEAR, "confident blocking hit")
-    if len(confident) < len(findings):
-        doubtful = next(f for f in findings if not is_confident(f, policy))
-        why = "ambiguous term" if doubtful.ambiguous else "low-confidence hit"
-        return Triage(Route.AMBIGUOUS, f"{why} ({doubtful.category.name})")
-    return Triage(Route.CLEAR, "confident hits")
+    doubtful = [f for f in findings if not is_confident(f, policy) and _worth_asking(f, policy)]
+    if doubtful:
+        first = doubtful[0]
+        why = "ambiguous term" if first.ambiguous else "low-confidence hit"
+        return Triage(Route.AMBIGUOUS, f"{why} ({first.category.name})")
+    return Triage(Route.CLEAR, "confident hits" if confident else "only weak hits")
+
+
+def _worth_asking(finding: Finding, policy: Policy) -> bool:
+    """A doubtful LOW hit the policy would allow anyway is not worth a model call (我草)."""
+    return not (
+        finding.severity is Severity.LOW
+        and policy.action(finding.category, finding.severity) is Decision.ALLOW
+    )
 
 
 def decide(findings: Iterable[Finding], policy: Policy) -> Decision:

@@ -1,21 +1,40 @@
-"""Detectors: normalized text -> findings, each with category, severity, confidence, evidence.
+"""Detectors: a normalized text -> findings with category, severity, confidence and evidence.
 
-A detector is a small object built once at start (its automata and patterns compiled) whose
-``detect`` is cheap and pure. ``DETECTORS`` is the registry the composition root reads.
+A detector is built once at start (its automata and patterns compiled); ``detect`` is cheap,
+pure and never raises. ``DETECTORS`` is the registry the composition root reads.
+
+Confidence says how sure a hit is; below the policy's ``min_confidence`` a hit escalates
+instead of deciding. It depends on how the hit matched (``CONFIDENCE``): a term written as
+itself, or behind folding that only a disguise explains (full-width, traditional, zero-width),
+is sure; a two-syllable homophone is a guess, since everyday words share those sounds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from moderation.domain import Evidence, Finding, Source
-from moderation.lexicon import Lexicon
+from moderation.domain import Category, Evidence, Finding, Severity, Source, Variant
+from moderation.lexicon import Hit, Lexicon
 from moderation.normalize import Normalized
 
-#: Confidence of a lexicon hit by whether the entry is ambiguous alone.
-CONFIDENCE_CLEAR = 0.95
+#: Confidence of a lexicon hit by how it matched: (short term, term of three or more).
+CONFIDENCE: Mapping[Variant, tuple[float, float]] = {
+    # A homophone is a guess: everyday words share toneless sounds. It escalates, never decides.
+    Variant.HOMOPHONE: (0.6, 0.75),
+    Variant.PINYIN: (0.85, 0.9),
+    Variant.SPLIT_CHARACTER: (0.85, 0.9),
+    Variant.DIGIT: (0.85, 0.9),
+    Variant.LEETSPEAK: (0.9, 0.9),
+}
+CONFIDENCE_SURE = 0.95
 CONFIDENCE_AMBIGUOUS = 0.5
+CONFIDENCE_INSIDE_WORD = 0.6
+CONFIDENCE_GROUP = 0.6
+#: How far apart (normalized characters) a group word and a negative word may stand.
+GROUP_WINDOW = 12
 
 
 class Detector(Protocol):
@@ -28,35 +47,316 @@ class Detector(Protocol):
         ...
 
 
+def _evidence(text: Normalized, start: int, end: int, term: str, variant: Variant) -> Evidence:
+    o_start, o_end = text.span(start, end)
+    return Evidence(o_start, o_end, text.original[o_start:o_end], term, variant)
+
+
 class LexiconDetector:
-    """Lexicon terms over the normalized characters."""
+    """Lexicon terms in every view: characters, split characters, homophones, pinyin."""
 
     name = "lexicon"
 
     def __init__(self, lexicon: Lexicon) -> None:
         self._lexicon = lexicon
 
+    @staticmethod
+    def _confidence(hit: Hit, variant: Variant) -> float:
+        if hit.entry.ambiguous:
+            return CONFIDENCE_AMBIGUOUS
+        if hit.inside_word:
+            return CONFIDENCE_INSIDE_WORD
+        pair = CONFIDENCE.get(variant)
+        if pair is None:
+            return CONFIDENCE_SURE
+        return pair[1] if len(hit.entry.term) >= 3 else pair[0]
+
     def detect(self, text: Normalized, jurisdiction: str) -> list[Finding]:
-        """Findings for every lexicon match active under ``jurisdiction``."""
-        findings = []
-        for match in self._lexicon.find(text.text):
-            start, end = text.span(match.start, match.end)
-            variant = text.variant(match.start, match.end)
-            for entry in match.entries:
-                if not entry.applies_to(jurisdiction):
+        """Findings for every hit active under ``jurisdiction``; group words need company."""
+        findings: list[Finding] = []
+        groups: list[Hit] = []
+        negatives: list[Hit] = []
+        for hit in self._lexicon.scan(text):
+            entry = hit.entry
+            if not entry.applies_to(jurisdiction):
+                continue
+            if entry.group:
+                groups.append(hit)
+                continue
+            if entry.negative:
+                negatives.append(hit)
+                continue
+            variant = text.variant(hit.start, hit.end)
+            if hit.variant is not None and (
+                hit.variant is not Variant.ABBREVIATION or variant is Variant.EXACT
+            ):
+                variant = hit.variant  # the view's kind, unless an abbreviation was also disguised
+            findings.append(
+                Finding(
+                    category=entry.category,
+                    subcategory=entry.subcategory,
+                    severity=entry.severity,
+                    confidence=self._confidence(hit, variant),
+                    source=Source.LEXICON,
+                    evidence=_evidence(text, hit.start, hit.end, entry.term, variant),
+                    rule=entry.rule,
+                    ambiguous=entry.ambiguous,
+                )
+            )
+        if groups:
+            findings.extend(self._group_findings(text, groups, negatives, findings))
+        return _without_subsumed(findings)
+
+    @staticmethod
+    def _group_findings(
+        text: Normalized, groups: list[Hit], negatives: list[Hit], findings: list[Finding]
+    ) -> list[Finding]:
+        """A group word near a negative word or an insult: possible hate, for the model."""
+        hostile: list[tuple[int, int, Hit | None]] = [(h.start, h.end, h) for h in negatives]
+        for finding in findings:
+            if finding.category in (Category.ABUSE, Category.VIOLENCE, Category.HATE):
+                hostile.append((finding.evidence.start, finding.evidence.end, None))
+        out: list[Finding] = []
+        for group in groups:
+            g_start, g_end = text.span(group.start, group.end)
+            near = [
+                item
+                for item in hostile
+                if (item[2] is not None and abs(item[0] - group.end) <= GROUP_WINDOW)
+                or (item[2] is not None and abs(group.start - item[1]) <= GROUP_WINDOW)
+                or (item[2] is None and abs(item[0] - g_end) <= GROUP_WINDOW)
+                or (item[2] is None and abs(g_start - item[1]) <= GROUP_WINDOW)
+            ]
+            if not near:
+                continue
+            entry = group.entry
+            variant = group.variant or text.variant(group.start, group.end)
+            out.append(
+                Finding(
+                    category=entry.category,
+                    subcategory=entry.subcategory,
+                    severity=entry.severity,
+                    confidence=CONFIDENCE_GROUP,
+                    source=Source.LEXICON,
+                    evidence=_evidence(text, group.start, group.end, entry.term, variant),
+                    rule=entry.rule,
+                    ambiguous=True,
+                )
+            )
+            for _, _, negative in near:
+                if negative is None:
                     continue
-                findings.append(
+                n_entry = negative.entry
+                n_variant = negative.variant or text.variant(negative.start, negative.end)
+                out.append(
                     Finding(
                         category=entry.category,
                         subcategory=entry.subcategory,
-                        severity=entry.severity,
-                        confidence=CONFIDENCE_AMBIGUOUS if entry.ambiguous else CONFIDENCE_CLEAR,
+                        severity=n_entry.severity,
+                        confidence=CONFIDENCE_GROUP,
                         source=Source.LEXICON,
-                        evidence=Evidence(
-                            start, end, text.original[start:end], entry.term, variant
+                        evidence=_evidence(
+                            text, negative.start, negative.end, n_entry.term, n_variant
                         ),
-                        rule=entry.rule,
-                        ambiguous=entry.ambiguous or entry.group,
+                        rule=n_entry.rule,
+                        ambiguous=True,
+                    )
+                )
+        return out
+
+
+def _without_subsumed(findings: list[Finding]) -> list[Finding]:
+    """Drop a hit that another hit of its category covers and outranks (草 inside 草泥马).
+
+    Hits on one span for one category (煞笔 matching 傻逼, 沙比 and 煞笔) keep the surest.
+    """
+    if len(findings) < 2:
+        return findings
+    ranked = sorted(
+        findings,
+        key=lambda f: (
+            f.evidence.start - f.evidence.end,
+            -f.confidence,
+            -f.severity,
+            f.evidence.variant is not Variant.EXACT,
+        ),
+    )
+    kept: list[Finding] = []
+    for finding in ranked:
+        e = finding.evidence
+        if any(
+            k.category is finding.category
+            and k.evidence.start <= e.start
+            and e.end <= k.evidence.end
+            and (
+                k.severity >= finding.severity
+                or (k.evidence.start, k.evidence.end) == (e.start, e.end)
+            )
+            for k in kept
+        ):
+            continue
+        kept.append(finding)
+    return kept
+
+
+def _id_checksum(number: str) -> bool:
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    total = sum(int(d) * w for d, w in zip(number[:17], weights, strict=True))
+    return "10x98765432"[total % 11] == number[17].lower()
+
+
+def _luhn(number: str) -> bool:
+    digits = [int(d) for d in number]
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"[^0-9x]", "", text.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """A named regular expression with an optional validator: mostly data."""
+
+    name: str
+    category: Category
+    subcategory: str
+    severity: Severity
+    confidence: float
+    regex: re.Pattern[str]
+    validate: Callable[[str], bool] | None = None
+    normalized: bool = False
+    """Match the fully normalized text (separators dropped) instead of the folded text."""
+
+
+_SEP = r"[\s\-]?"
+#: Contact handles that divert traffic off the platform.
+_HANDLES = (
+    r"(?:v|vx|wx|vx号|wx号|微信|威信|薇信|维信|徽信|卫星|v信|微x|wei信|weixin|扣扣|qq|q群|qq群|"
+    r"企鹅|企鹅号|tg|telegram|电报|飞机|whatsapp|line)"
+)
+
+PATTERNS: tuple[Pattern, ...] = (
+    Pattern(
+        "cn_id_number",
+        Category.PII,
+        "id_number",
+        Severity.HIGH,
+        0.95,
+        re.compile(
+            r"(?<![0-9])[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])"
+            r"(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9x](?![0-9a-z])"
+        ),
+        lambda s: _id_checksum(_digits(s)),
+    ),
+    Pattern(
+        "cn_mobile",
+        Category.PII,
+        "phone",
+        Severity.MEDIUM,
+        0.9,
+        re.compile(
+            rf"(?<![0-9])(?:\+?86{_SEP})?1[3-9][0-9]{_SEP}[0-9]{{4}}{_SEP}[0-9]{{4}}(?![0-9])"
+        ),
+    ),
+    Pattern(
+        "bank_card",
+        Category.PII,
+        "bank_card",
+        Severity.HIGH,
+        0.9,
+        re.compile(
+            r"(?<![0-9])(?:62|4[0-9]|5[1-5])[0-9]{2}(?:[\s\-]?[0-9]{4}){3}(?:[\s\-]?[0-9]{1,3})?(?![0-9])"
+        ),
+        lambda s: _luhn(_digits(s)),
+    ),
+    Pattern(
+        "email",
+        Category.PII,
+        "email",
+        Severity.LOW,
+        0.9,
+        re.compile(r"(?<![\w.])[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}(?![\w])"),
+    ),
+    Pattern(
+        "contact_handle",
+        Category.SPAM,
+        "diversion",
+        Severity.HIGH,
+        0.9,
+        re.compile(
+            rf"(?:(?<![a-z])|(?<=[0-9]))(?:加|➕|\+|add|联系|私|找|扫|搜)?[我下]?{_HANDLES}"
+            r"(?:号|群|id)?[\s:=]*[a-z0-9][a-z0-9_\-]{4,19}(?![a-z0-9])"
+        ),
+        lambda s: bool(re.search(r"[0-9].*[0-9].*[0-9]", s) or re.search(r"[a-z]{2,}[0-9]", s)),
+        normalized=True,
+    ),
+    Pattern(
+        "url",
+        Category.SPAM,
+        "link",
+        Severity.LOW,
+        0.9,
+        re.compile(
+            r"(?:https?://|www\.)[^\s，。]+"
+            r"|(?<![\w@.])[a-z0-9\-]{2,}\.(?:com|cn|net|org|xyz|top|cc|vip|me|io|app|site|shop|info)"
+            r"(?:/[^\s，。]*)?(?![\w])"
+        ),
+    ),
+)
+
+#: Cheap test for whether any pattern could match.
+_PATTERN_HINT = re.compile(r"[0-9]{3}|@|\.[a-z]{2}|" + _HANDLES)
+
+
+class PatternDetector:
+    """Personal data and contact handles, by pattern (checksums where the format has one)."""
+
+    name = "patterns"
+
+    def __init__(
+        self, _lexicon: Lexicon | None = None, patterns: Sequence[Pattern] = PATTERNS
+    ) -> None:
+        self._patterns = tuple(patterns)
+
+    def detect(self, text: Normalized, jurisdiction: str) -> list[Finding]:
+        """A finding for every pattern match that passes its validator."""
+        if not _PATTERN_HINT.search(text.folded) and not _PATTERN_HINT.search(text.text):
+            return []
+        findings = []
+        taken: list[tuple[int, int]] = []
+        for pattern in self._patterns:
+            view = text.text if pattern.normalized else text.folded
+            for match in pattern.regex.finditer(view):
+                if pattern.validate is not None and not pattern.validate(match.group()):
+                    continue
+                if pattern.normalized:
+                    start, end = text.span(*match.span())
+                    variant = text.variant(*match.span())
+                else:
+                    start, end = text.folded_span(*match.span())
+                    variant = text.original_variant(start, end)
+                if any(s <= start and end <= e for s, e in taken):
+                    continue  # a phone number inside an ID number is the ID number
+                taken.append((start, end))
+                findings.append(
+                    Finding(
+                        category=pattern.category,
+                        subcategory=pattern.subcategory,
+                        severity=pattern.severity,
+                        confidence=pattern.confidence,
+                        source=Source.PATTERN,
+                        evidence=Evidence(
+                            start, end, text.original[start:end], pattern.name, variant
+                        ),
+                        rule=f"pattern.{pattern.name}",
                     )
                 )
         return findings
@@ -65,4 +365,5 @@ class LexiconDetector:
 #: Registry of detector factories by name; each takes the compiled lexicon.
 DETECTORS: Mapping[str, Callable[[Lexicon], Detector]] = {
     "lexicon": LexiconDetector,
+    "patterns": PatternDetector,
 }

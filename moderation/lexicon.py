@@ -1,38 +1,107 @@
-"""The lexicon: reviewed data files -> one compiled automaton, with a version.
+"""The lexicon: reviewed data files -> automata over the normalized and phonetic views.
 
 Files are tab-separated, one entry a line, shipped in ``moderation/data/lexicon``::
 
-    # term  category  subcategory  severity  flags  jurisdictions  allow
-    傻逼    ABUSE     insult       HIGH      -      *              -
-    草      ABUSE     profanity    LOW       ambiguous  *          草地|草莓|草原
+    # term  category  subcategory  severity  flags      jurisdictions  allow
+    傻逼    ABUSE     insult       HIGH      -          *              -
+    草      ABUSE     profanity    LOW       ambiguous  *              草地|草莓|草原
 
-``flags`` is ``-`` or a comma list of ``ambiguous`` (harmless in most uses: escalate, never
-decide alone) and ``group`` (a group word, neutral alone). ``jurisdictions`` is ``*`` or a
-comma list. ``allow`` lists contexts, each containing the term, in which a hit is ignored.
+``flags`` is ``-`` or a comma list of:
+
+- ``ambiguous``: harmless in most uses (草, 溜冰, sb): never decides alone, it escalates;
+- ``group``: a group of people (河南人, 黑人, 女权), neutral alone: only next to a
+  ``negative`` word or an insult does it count, as possible hate, and then it escalates;
+- ``negative``: a disparaging word (骗子, 垃圾) that counts only next to a group word;
+- ``literal``: match the characters only, no homophones or split characters (for terms whose
+  homophones are everyday words);
+- ``abbr``: a Latin abbreviation of pinyin initials (nmsl, cnm); evidence says ABBREVIATION.
+
+``jurisdictions`` is ``*`` or a comma list. ``allow`` lists contexts, each containing the
+term, in which a hit is ignored (草地, 菠菜汤, 六四分成).
 
 Terms are written in normalized form; an entry its own normalizer would change can never
-match as written and is refused at load. Everything is compiled once; nothing is read from
-disk per request. Imports only ``domain``, ``errors`` and ``normalize``.
+match as written and is refused at load, as are duplicates and unknown names. Each Han term
+of two or more characters is also compiled as its pinyin keys (homophones, Latin pinyin) and
+its split-character forms (女表子 for 婊子, from the chaizi table); each Latin term of four or
+more letters also as its forms with one vowel masked (f*ck). Everything is compiled once;
+nothing is read from disk per request. Imports ``domain``, ``errors``, ``normalize`` and
+``phonetic``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import daachorse
+import rjieba
 
-from moderation.domain import Category, Severity
+from moderation.domain import Category, Severity, Variant
 from moderation.errors import LexiconError
-from moderation.normalize import Normalizer
+from moderation.normalize import HAN, Normalized, Normalizer
+from moderation.phonetic import Phonetics, PhoneticView
 
-FLAGS = frozenset({"ambiguous", "group"})
+FLAGS = frozenset({"ambiguous", "group", "negative", "literal", "abbr"})
 COLUMNS = ("term", "category", "subcategory", "severity", "flags", "jurisdictions", "allow")
+_ALL_HAN = re.compile(f"[{HAN}]+")
+_VOWELS = "aeiou"
+#: Most split-character forms compiled per term.
+MAX_SPLITS = 16
+#: Characters of context on each side when checking word boundaries.
+WORD_WINDOW = 6
+
+
+def _words(text: str, start: int, end: int) -> list[tuple[int, str]]:
+    """Dictionary words (jieba, no guessing of unknown words) around ``[start, end)``."""
+    lo = max(0, start - WORD_WINDOW)
+    position, words = lo, []
+    for word in rjieba.cut(text[lo : min(len(text), end + WORD_WINDOW)], False):
+        words.append((position, word))
+        position += len(word)
+    return words
+
+
+def cuts_through_word(text: str, start: int, end: int) -> bool:
+    """True when a dictionary word straddles an edge of ``[start, end)`` without holding it.
+
+    大麻 in 大麻烦 is cut through by 麻烦: it is that other word. 台独 in 台独分子 is held by
+    the longer word: it is still the term (compounds that are harmless go in allow contexts).
+    """
+    term = text[start:end]
+    return any(
+        (p < start < p + len(w) or p < end < p + len(w)) and term not in w
+        for p, w in _words(text, start, end)
+    )
+
+
+def is_ordinary(text: str, start: int, end: int, term: str, terms: frozenset[str]) -> bool:
+    """True when ``text[start:end]`` is, holds, or cuts through an ordinary word.
+
+    A homophone of a bad word that is really an ordinary word (学习 sounds like 血洗), holds
+    one (女权是 sounds like 女拳师) or is part of one (有女朋友 holds the sounds of 幼女) is no
+    disguise. Ordinary means in jieba's dictionary and not itself a lexicon term (尼玛 is both
+    a name and a disguise, so 曹尼玛 still counts); a word the term itself holds at the same
+    place (资源 in 萝力资源 for 萝莉资源) is not evidence either.
+    """
+    span = text[start:end]
+    if len(span) > 1 and span not in terms and rjieba.has_word(span):
+        return True
+    for position, word in _words(text, start, end):
+        inside = start <= position and position + len(word) <= end
+        offset = position - start
+        same_as_term = term[offset : offset + len(word)] == word
+        if inside and len(word) > 1 and word not in terms and not same_as_term:
+            return True
+        if position < start < position + len(word) or position < end < position + len(word):
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +112,29 @@ class Entry:
     category: Category
     subcategory: str
     severity: Severity
-    ambiguous: bool
-    group: bool
+    flags: frozenset[str]
     jurisdictions: frozenset[str] | None
     """None means every jurisdiction."""
     allow: tuple[str, ...]
     rule: str
     """Stable id for logs: category, subcategory and a checksum of the term (never the term)."""
+    source: str = ""
+    """``file:line`` where the entry is written, for error messages."""
+
+    @property
+    def ambiguous(self) -> bool:
+        """Harmless in most uses: escalates, never decides alone."""
+        return "ambiguous" in self.flags
+
+    @property
+    def group(self) -> bool:
+        """A group of people, neutral alone."""
+        return "group" in self.flags
+
+    @property
+    def negative(self) -> bool:
+        """A disparaging word that counts only next to a group word."""
+        return "negative" in self.flags
 
     def applies_to(self, jurisdiction: str) -> bool:
         """True when the entry is active under ``jurisdiction``."""
@@ -91,13 +176,13 @@ def _parse_line(source: str, number: int, line: str) -> Entry:
     return Entry(
         term=term,
         category=cat,
-        subcategory=subcategory or "-",
+        subcategory=subcategory or "general",
         severity=sev,
-        ambiguous="ambiguous" in flag_set,
-        group="group" in flag_set,
+        flags=flag_set,
         jurisdictions=scope,
         allow=contexts,
         rule=f"{cat.name.lower()}.{subcategory or 'general'}.{checksum:08x}",
+        source=where,
     )
 
 
@@ -113,88 +198,213 @@ def parse(source: str, text: str) -> list[Entry]:
 
 
 @dataclass(frozen=True, slots=True)
-class Match:
-    """One occurrence of a lexicon term in a normalized text: ``[start, end)`` and its entries."""
+class Hit:
+    """One occurrence of an entry: ``[start, end)`` in the normalized text, and how it matched.
+
+    ``variant`` is set by the view (split characters, homophones, pinyin, masked letters) or
+    None when the characters matched and the normalized text's own variant applies.
+    """
 
     start: int
     end: int
-    entries: tuple[Entry, ...]
+    entry: Entry
+    variant: Variant | None
+    inside_word: bool = False
+    """A Latin pinyin hit that starts or ends inside a word (weaker evidence)."""
+
+
+def load_decompositions() -> Mapping[str, list[tuple[str, ...]]]:
+    """Two-part decompositions of characters from the shipped chaizi table (CC BY 3.0)."""
+    text = (resources.files("moderation") / "data" / "chaizi" / "chaizi-jt.txt").read_text("utf-8")
+    table: dict[str, list[tuple[str, ...]]] = {}
+    for line in text.splitlines():
+        head, *forms = line.split("\t")
+        for form in forms:
+            parts = tuple(form.split())
+            if len(parts) == 2 and all(len(p) == 1 and _ALL_HAN.fullmatch(p) for p in parts):
+                table.setdefault(head, [])
+                if parts not in table[head]:
+                    table[head].append(parts)
+    return table
+
+
+class _Automaton:
+    """Patterns -> payloads, over one string; daachorse wants unique patterns."""
+
+    def __init__(self, patterns: Mapping[str, list[tuple[Entry, Variant | None]]]) -> None:
+        self._patterns = list(patterns)
+        self._payloads = [patterns[p] for p in self._patterns]
+        self._automaton = (
+            daachorse.CharwiseDoubleArrayAhoCorasick(self._patterns) if self._patterns else None
+        )
+
+    def __len__(self) -> int:
+        return len(self._patterns)
+
+    def find(self, text: str) -> list[tuple[int, int, list[tuple[Entry, Variant | None]]]]:
+        if self._automaton is None:
+            return []
+        return [(s, e, self._payloads[i]) for s, e, i in self._automaton.find_overlapping(text)]
+
+
+def _latin_word(text: str, index: int) -> bool:
+    if index < 0 or index >= len(text):
+        return False
+    ch = text[index]
+    return ch.isascii() and (ch.isalnum() or ch in "_/.-")
 
 
 class Lexicon:
-    """Entries compiled into automata over the normalized text."""
+    """Entries compiled into automata over the normalized text and its phonetic view."""
 
-    def __init__(self, entries: Sequence[Entry], version: str, normalizer: Normalizer) -> None:
+    def __init__(
+        self,
+        entries: Sequence[Entry],
+        version: str,
+        normalizer: Normalizer,
+        phonetics: Phonetics,
+        decompositions: Mapping[str, list[tuple[str, ...]]] | None = None,
+    ) -> None:
         self.version = version
         self.entries = tuple(entries)
+        self._phonetics = phonetics
         self._check(normalizer)
-        by_term: dict[str, list[Entry]] = {}
+        characters: dict[str, list[tuple[Entry, Variant | None]]] = {}
+        sounds: dict[str, list[tuple[Entry, Variant | None]]] = {}
         for entry in self.entries:
-            by_term.setdefault(entry.term, []).append(entry)
-        self._terms = list(by_term)
-        self._entries = [tuple(by_term[t]) for t in self._terms]
-        # Latin terms match whole words only: sb is not in usb, 7nm or /usr/sbin.
-        self._latin = [t.isascii() and t.isalnum() for t in self._terms]
-        self._automaton = daachorse.CharwiseDoubleArrayAhoCorasick(self._terms)
+            variant = Variant.ABBREVIATION if "abbr" in entry.flags else None
+            characters.setdefault(entry.term, []).append((entry, variant))
+        for entry in self.entries:
+            if "literal" in entry.flags or entry.group or entry.negative:
+                continue
+            if _ALL_HAN.fullmatch(entry.term) and len(entry.term) >= 2:
+                for key in phonetics.term_keys(entry.term):
+                    sounds.setdefault(key, []).append((entry, Variant.HOMOPHONE))
+                for form in self._splits(entry.term, decompositions or {}, normalizer):
+                    if form not in characters:
+                        characters.setdefault(form, []).append((entry, Variant.SPLIT_CHARACTER))
+            elif entry.term.isascii() and entry.term.isalpha() and len(entry.term) >= 4:
+                for masked in self._masks(entry.term):
+                    if masked not in characters:
+                        characters.setdefault(masked, []).append((entry, Variant.LEETSPEAK))
+        # Terms that are signals of their own (not group or negative words, which are ordinary).
+        self._terms = frozenset(e.term for e in self.entries if not (e.group or e.negative))
+        self._characters = _Automaton(characters)
+        self._sounds = _Automaton(sounds)
+        self._latin = {p: p.isascii() and p.replace("*", "").isalnum() for p in characters}
         contexts = sorted({c for e in self.entries for c in e.allow})
-        self._contexts = contexts
-        self._context_automaton = (
-            daachorse.CharwiseDoubleArrayAhoCorasick(contexts) if contexts else None
+        self._contexts = _Automaton({c: [] for c in contexts})
+        self._context_names = contexts
+
+    @staticmethod
+    def _masks(term: str) -> Iterable[str]:
+        for i, ch in enumerate(term):
+            if ch in _VOWELS and 0 < i < len(term) - 1:
+                yield term[:i] + "*" + term[i + 1 :]
+
+    @staticmethod
+    def _splits(
+        term: str, decompositions: Mapping[str, list[tuple[str, ...]]], normalizer: Normalizer
+    ) -> Iterable[str]:
+        options = [
+            [ch, *("".join(parts) for parts in decompositions.get(ch, [])[:2])] for ch in term
+        ]
+        forms = itertools.islice(
+            ("".join(choice) for choice in itertools.product(*options)), 1, MAX_SPLITS + 1
         )
+        for form in forms:
+            folded = normalizer(form).text
+            if folded != term and len(folded) > len(term):
+                yield folded
 
     def _check(self, normalizer: Normalizer) -> None:
-        seen: dict[tuple[str, Category], Entry] = {}
+        seen: set[tuple[str, Category]] = set()
         for entry in self.entries:
             key = (entry.term, entry.category)
             if key in seen:
-                raise LexiconError(f"duplicate entry: rule {entry.rule} appears twice")
-            seen[key] = entry
+                raise LexiconError(
+                    f"{entry.source}: duplicate entry {entry.term!r} ({entry.category.name}); "
+                    "remove one"
+                )
+            seen.add(key)
             folded = normalizer(entry.term).text
             if folded != entry.term:
                 raise LexiconError(
-                    f"rule {entry.rule}: the term is not in normalized form and would never "
+                    f"{entry.source}: {entry.term!r} is not in normalized form and would never "
                     f"match as written; write it as {folded!r}"
                 )
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def find(self, text: str) -> list[Match]:
-        """Every occurrence of every term in ``text``, minus those inside an allow context."""
-        hits = self._automaton.find_overlapping(text)
-        if not hits:
-            return []
-        allowed: list[tuple[int, int, str]] = []
-        if self._context_automaton is not None:
-            allowed = [
-                (s, e, self._contexts[i])
-                for s, e, i in self._context_automaton.find_overlapping(text)
-            ]
-        matches = []
-        for start, end, index in hits:
-            if self._latin[index] and (_word_char(text, start - 1) or _word_char(text, end)):
+    @property
+    def sizes(self) -> Mapping[str, int]:
+        """Patterns per automaton (characters incl. split and masked forms; pinyin keys)."""
+        return {"characters": len(self._characters), "sounds": len(self._sounds)}
+
+    def scan(self, text: Normalized) -> list[Hit]:
+        """Every hit in a normalized text, minus those inside one of their allow contexts."""
+        norm = text.text
+        hits: list[Hit] = []
+        for start, end, payload in self._characters.find(norm):
+            pattern = norm[start:end]
+            if self._latin[pattern] and (_latin_word(norm, start - 1) or _latin_word(norm, end)):
                 continue
-            entries = self._entries[index]
-            if allowed:
-                entries = tuple(
-                    entry
-                    for entry in entries
-                    if not any(
-                        s <= start and end <= e and context in entry.allow
-                        for s, e, context in allowed
-                    )
+            cut: bool | None = None
+            for entry, variant in payload:
+                # An ambiguous term inside a longer ordinary word (大麻 in 大麻烦) is that word.
+                if entry.ambiguous and variant is None:
+                    if cut is None:
+                        cut = cuts_through_word(norm, start, end)
+                    if cut:
+                        continue
+                hits.append(Hit(start, end, entry, variant))
+        hits.extend(self._sound_hits(norm, hits))
+        if hits and len(self._contexts):
+            hits = self._without_allowed(norm, hits)
+        return hits
+
+    def _sound_hits(self, norm: str, found: list[Hit]) -> Iterable[Hit]:
+        view: PhoneticView = self._phonetics.view(norm)
+        matches = self._sounds.find(view.codes)
+        if not matches:
+            return
+        seen = {(h.start, h.end, h.entry.rule) for h in found}
+        for start, end, payload in matches:
+            n_start, n_end = view.span(start, end)
+            latin = any(k in view.latin for k in range(start, end))
+            inside = False
+            if latin:
+                variant = Variant.PINYIN
+                inside = (start in view.latin and _latin_word(norm, n_start - 1)) or (
+                    end - 1 in view.latin and _latin_word(norm, n_end)
                 )
-                if not entries:
+            else:
+                variant = Variant.HOMOPHONE
+            span = norm[n_start:n_end]
+            if span in self._terms:
+                continue  # 菠菜 sounds like 博彩 but is an entry of its own, with its contexts
+            for entry, _ in payload:
+                if (n_start, n_end, entry.rule) in seen:
                     continue
-            matches.append(Match(start, end, entries))
-        return matches
+                if variant is Variant.HOMOPHONE and is_ordinary(
+                    norm, n_start, n_end, entry.term, self._terms
+                ):
+                    continue
+                yield Hit(n_start, n_end, entry, variant, inside)
 
-
-def _word_char(text: str, index: int) -> bool:
-    if index < 0 or index >= len(text):
-        return False
-    ch = text[index]
-    return ch.isascii() and (ch.isalnum() or ch in "_/.-")
+    def _without_allowed(self, norm: str, hits: list[Hit]) -> list[Hit]:
+        allowed = [(s, e, norm[s:e]) for s, e, _ in self._contexts.find(norm)]
+        if not allowed:
+            return hits
+        return [
+            hit
+            for hit in hits
+            if not any(
+                s <= hit.start and hit.end <= e and context in hit.entry.allow
+                for s, e, context in allowed
+            )
+        ]
 
 
 def embedded_lexicon_dir() -> Traversable:
@@ -202,11 +412,13 @@ def embedded_lexicon_dir() -> Traversable:
     return resources.files("moderation") / "data" / "lexicon"
 
 
-def _files(folder: Traversable | Path) -> Iterable[Traversable | Path]:
+def _files(folder: Traversable | Path) -> list[Traversable | Path]:
     return sorted((f for f in folder.iterdir() if f.name.endswith(".tsv")), key=lambda f: f.name)
 
 
-def load_lexicon(normalizer: Normalizer, folder: Traversable | Path | None = None) -> Lexicon:
+def load_lexicon(
+    normalizer: Normalizer, phonetics: Phonetics, folder: Traversable | Path | None = None
+) -> Lexicon:
     """Load every ``*.tsv`` in ``folder`` (default: the embedded lexicon) and compile it.
 
     The version is the declared one in ``VERSION`` plus a digest of the files, so any edit
@@ -227,4 +439,10 @@ def load_lexicon(normalizer: Normalizer, folder: Traversable | Path | None = Non
         raise LexiconError(f"{folder}: no lexicon entries (*.tsv)")
     version_file = folder / "VERSION"
     declared = version_file.read_text(encoding="utf-8").strip() if version_file.is_file() else "0"
-    return Lexicon(entries, f"{declared}+{digest.hexdigest()[:10]}", normalizer)
+    return Lexicon(
+        entries,
+        f"{declared}+{digest.hexdigest()[:10]}",
+        normalizer,
+        phonetics,
+        load_decompositions(),
+    )

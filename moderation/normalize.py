@@ -1,176 +1,489 @@
-"""Offset-preserving text normalization: the caller's text -> the text the detectors read.
+"""Offset-preserving normalization: the caller's text -> the views the detectors read.
 
-Normalization is an ordered table of named steps (``STEPS``). Context-free steps map one
-character to zero or more characters; at start they are fused into one table, so the hot loop
-does one lookup per character. Context steps (dropping separators inside a disguised word)
-run in the same loop. Each normalized character remembers the span of the original text it
-came from, so every evidence span points into the caller's own text, and the set of steps
-that changed anything is reported (``Normalized.steps``).
+Normalization is an ordered table of named steps (``STEPS``), each pure and each reported in
+``Normalized.steps`` when it changed something. Every normalized character keeps the span of
+the original text it came from, so evidence always points into the caller's own text.
 
-Pure and synchronous; imports nothing of ours but ``domain``.
+Context-free steps map one character to zero or more characters: invisible characters are
+dropped, NFKC folds full-width, styled and circled forms, case is folded, look-alike letters
+from other scripts become Latin, traditional characters become simplified (OpenCC), variant
+glyphs and emoji that stand for a character become that character. At start they are fused
+into one table, so a text is folded by one ``str.translate``.
+
+Context steps then work on the folded text with precompiled patterns:
+
+- ``separators``: drops white space, symbols, emoji and punctuation *inside* a disguised word:
+  between two Chinese characters, between a Chinese character and a Latin letter or digit,
+  and between single Latin letters (``f u c k``, ``s.b``). Sentence punctuation
+  (，。！？；：、 and their ASCII forms), line breaks and anything between two Latin words of
+  two or more letters are real boundaries and stay: joining across them would make words
+  that nobody wrote (大傻，逼他 must not become 傻逼).
+- ``repeats``: a character written three or more times in a row counts once (傻傻傻逼逼逼).
+  Two in a row stay: 妈妈, 谢谢 and 哈哈 are words.
+- ``leetspeak``: digits and ``@``/``$`` between Latin letters become letters (b1tch).
+- ``digits``: a whole digit run touching a Chinese character becomes what it stands for
+  (你妈4了, 装13), unless a unit or measure word follows (4个, 64位, 250元).
+
+The phonetic view (each Han character as its toneless pinyin syllable) is built by the
+detectors from ``Normalized.text``. Pure and synchronous; imports only ``domain``.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+
+import opencc
 
 from moderation.domain import Variant
 
-#: Code points that are never content: zero-width and format characters, variation selectors.
-INVISIBLE = frozenset(
-    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u200b\u200c\u200d\u200e"
-    "\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069"
-    "\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufe00\ufe01\ufe02\ufe03\ufe04\ufe05\ufe06\ufe07"
-    "\ufe08\ufe09\ufe0a\ufe0b\ufe0c\ufe0d\ufe0e\ufe0f\ufeff\uffa0"
+HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f\u3007"
+#: Punctuation that really ends a word or sentence; never dropped as a separator.
+BOUNDARY = "，。！？；：、,!?;:…\n\r"
+#: What may be dropped between the letters of a disguised word: anything that is not a word
+#: character or a boundary (white space, symbols, emoji, other punctuation, underscore).
+SEPARATOR = rf"(?:[^\w{BOUNDARY}]|_)"
+UNITS = (
+    "个位年月日号点分秒岁元块米克斤楼层次天周期页章集条人名只张台件辆度级倍成折万千百亿届"
+    "路线栋室床斗毛角钱寸尺里周回遍场轮"
 )
 
 
-def _is_han(ch: str) -> bool:
-    cp = ord(ch)
-    return (
-        0x4E00 <= cp <= 0x9FFF
-        or 0x3400 <= cp <= 0x4DBF
-        or 0x20000 <= cp <= 0x3134F
-        or 0xF900 <= cp <= 0xFAFF
-        or cp == 0x3007
-    )
-
-
-def _is_separator(ch: str) -> bool:
-    """White space, punctuation and symbols: things a user slips between characters."""
-    category = unicodedata.category(ch)
-    return category[0] in "ZPS" or category == "Cc"
+def _data(name: str) -> list[list[str]]:
+    text = (resources.files("moderation") / "data" / "normalize" / name).read_text("utf-8")
+    return [
+        line.split("\t") for line in text.splitlines() if line.strip() and not line.startswith("#")
+    ]
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One named, context-free character mapping; ``variant`` is what it undoes."""
+    """One named step; ``variant`` is the disguise it undoes (None: not a disguise)."""
 
     name: str
-    variant: Variant
-    mapping: Callable[[str], str]
-    """Maps one character to its replacement (possibly empty, possibly several characters)."""
+    variant: Variant | None
+    doc: str
 
 
-def _nfkc(ch: str) -> str:
-    return unicodedata.normalize("NFKC", ch)
-
-
-def _casefold(ch: str) -> str:
-    return ch.casefold()
-
-
-def _drop_invisible(ch: str) -> str:
-    return "" if ch in INVISIBLE else ch
-
-
-#: Context-free steps in order. A character passes through each in turn.
+#: Every step in order, context-free first. ``Normalized.steps`` names the ones that fired.
 STEPS: tuple[Step, ...] = (
-    Step("invisible", Variant.SEPARATOR, _drop_invisible),
-    Step("nfkc", Variant.WIDTH, _nfkc),
-    Step("casefold", Variant.EXACT, _casefold),
+    Step("invisible", Variant.SEPARATOR, "drop zero-width, format and variation characters"),
+    Step("nfkc", Variant.WIDTH, "NFKC: full-width, styled, circled and compatibility forms"),
+    Step("casefold", None, "Latin, Greek and Cyrillic case folding"),
+    Step("confusables", Variant.CONFUSABLE, "look-alike letters of other scripts -> Latin"),
+    Step("bopomofo", Variant.ABBREVIATION, "Bopomofo initials -> Latin initials"),
+    Step("t2s", Variant.TRADITIONAL, "traditional -> simplified characters (OpenCC)"),
+    Step("glyphs", Variant.GLYPH, "variant character forms -> the standard form"),
+    Step("emoji", Variant.EMOJI, "emoji standing for a character -> that character"),
+    Step("separators", Variant.SEPARATOR, "drop separators inside disguised words"),
+    Step("repeats", Variant.REPEAT, "runs of three or more of a character count once"),
+    Step("leetspeak", Variant.LEETSPEAK, "digits and @ $ between Latin letters -> letters"),
+    Step("digits", Variant.DIGIT, "digit runs touching Chinese characters -> characters"),
 )
+
+INVISIBLE = frozenset(
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u200b\u200c\u200d"
+    "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067"
+    "\u2068\u2069\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufeff\uffa0\ufff9\ufffa\ufffb"
+)
+BOPOMOFO = dict(
+    zip(
+        "ㄅㄆㄇㄈㄉㄊㄋㄌㄍㄎㄏㄐㄑㄒㄓㄔㄕㄖㄗㄘㄙ",
+        "bpmfdtnlgkhjqxzcsrzcs",
+        strict=True,
+    )
+)
+LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+
+
+def _is_invisible(ch: str) -> bool:
+    cp = ord(ch)
+    return (
+        ch in INVISIBLE
+        or 0xFE00 <= cp <= 0xFE0F
+        or 0xE0000 <= cp <= 0xE0FFF  # tags and variation selectors supplement
+        or 0x1F3FB <= cp <= 0x1F3FF  # emoji skin tones
+        or (unicodedata.category(ch) == "Cf" and ch != "\u200d")
+        or ch == "\u200d"
+    )
+
+
+class _Folder:
+    """The fused context-free steps: one character -> (replacement, variant, step names)."""
+
+    def __init__(self) -> None:
+        # One OpenCC call over every Han character in the BMP, not one call per character.
+        converter = opencc.OpenCC("t2s")
+        han = [chr(cp) for cp in (*range(0x3400, 0xA000), *range(0xF900, 0xFB00))]
+        converted = converter.convert("\n".join(han)).split("\n")
+        self._t2s = {a: b for a, b in zip(han, converted, strict=True) if a != b and len(b) == 1}
+        self._confusables = {row[0]: row[1] for row in _data("confusables.tsv")}
+        self._glyphs = {row[0]: row[1] for row in _data("glyphs.tsv")}
+        self._emoji = {row[0]: row[1] for row in _data("emoji.tsv")}
+        self._step_table = self._steps()
+
+    def _steps(self) -> tuple[tuple[str, Callable[[str], str]], ...]:
+        return (
+            ("invisible", lambda c: "" if _is_invisible(c) else c),
+            ("nfkc", lambda c: unicodedata.normalize("NFKC", c)),
+            ("casefold", str.casefold),
+            ("confusables", lambda c: self._confusables.get(c, c)),
+            ("bopomofo", lambda c: BOPOMOFO.get(c, c)),
+            ("t2s", lambda c: self._t2s.get(c, c)),
+            ("glyphs", lambda c: self._glyphs.get(c, c)),
+            ("emoji", lambda c: self._emoji.get(c, c)),
+        )
+
+    def fold(self, ch: str) -> tuple[str, tuple[str, ...]]:
+        """``ch`` through every context-free step, to a fixed point; and the steps that fired."""
+        out, fired = ch, []
+        for _ in range(3):  # a fixed point: folding the result again changes nothing
+            before = out
+            for name, step in self._step_table:
+                mapped = step(out) if len(out) == 1 else "".join(step(c) for c in out)
+                if mapped != out:
+                    fired.append(name)
+                    out = mapped
+            if out == before:
+                break
+        return out, tuple(dict.fromkeys(fired))
+
+
+_VARIANT_OF_STEP = {step.name: step.variant for step in STEPS}
+
+
+def _variant(fired: tuple[str, ...]) -> Variant | None:
+    for name in fired:
+        variant = _VARIANT_OF_STEP[name]
+        if variant is not None:
+            return variant
+    return None
+
+
+def _ranges(code_points: list[int]) -> str:
+    """A regex character class body for sorted code points."""
+    parts, start, prev = [], None, None
+    for cp in code_points:
+        if start is None:
+            start = prev = cp
+        elif cp == prev + 1:  # type: ignore[operator]
+            prev = cp
+        else:
+            parts.append((start, prev))
+            start = prev = cp
+    if start is not None:
+        parts.append((start, prev))
+    return "".join(
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"  # type: ignore[arg-type]
+        for a, b in parts
+    )
+
+
+#: Code points folded eagerly into the translate table: the BMP and the plane of emoji and
+#: styled letters. Anything above goes through the per-character path.
+TABLE_SIZE = 0x20000
 
 
 @dataclass(frozen=True, slots=True)
 class Normalized:
-    """A normalized view with its map back to the original text.
+    """A normalized text with its map back to the original.
 
-    ``starts[i]``/``ends[i]`` are the original code-point span of normalized character ``i``;
-    ``variants[i]`` is the strongest variant kind that produced it (None when unchanged).
+    ``starts[i]``/``ends[i]`` are the original code-point span of normalized character ``i``
+    (None: the identity, the common case). ``marks`` holds the variant each context step left
+    on normalized positions; ``steps`` names every step that changed something.
     """
 
     original: str
     text: str
-    starts: tuple[int, ...]
-    ends: tuple[int, ...]
-    variants: tuple[Variant | None, ...]
-    steps: frozenset[str]
+    starts: tuple[int, ...] | None = None
+    ends: tuple[int, ...] | None = None
+    marks: Mapping[int, Variant] = field(default_factory=dict)
+    steps: frozenset[str] = frozenset()
+    folded_variants: Mapping[str, Variant] = field(default_factory=dict, repr=False)
+    folded: str = ""
+    """The text after the context-free steps only (for patterns: ``www`` stays ``www``)."""
+    folded_starts: tuple[int, ...] | None = None
+    folded_ends: tuple[int, ...] | None = None
+
+    def folded_span(self, i: int, j: int) -> tuple[int, int]:
+        """The original span of folded characters ``[i, j)``."""
+        if self.folded_starts is None or self.folded_ends is None:
+            return i, j
+        return self.folded_starts[i], self.folded_ends[j - 1]
 
     def span(self, i: int, j: int) -> tuple[int, int]:
         """The original span of normalized characters ``[i, j)``."""
+        if self.starts is None or self.ends is None:
+            return i, j
         return self.starts[i], self.ends[j - 1]
+
+    def original_variant(self, start: int, end: int) -> Variant:
+        """The disguise the context-free steps undo in ``original[start:end]`` (or EXACT)."""
+        found = [
+            self.folded_variants[c] for c in self.original[start:end] if c in self.folded_variants
+        ]
+        return min(found, key=_PRIORITY.__getitem__) if found else Variant.EXACT
 
     def variant(self, i: int, j: int) -> Variant:
         """How normalized ``[i, j)`` was disguised in the original (EXACT when it was not)."""
-        for k in range(i, j):
-            if self.variants[k] is not None:
-                return self.variants[k]  # type: ignore[return-value]
-        for k in range(i, j - 1):
-            if self.ends[k] != self.starts[k + 1]:
-                return Variant.SEPARATOR
-        return Variant.EXACT
+        found: list[Variant] = [self.marks[k] for k in range(i, j) if k in self.marks]
+        start, end = self.span(i, j)
+        found.extend(
+            self.folded_variants[ch]
+            for ch in self.original[start:end]
+            if ch in self.folded_variants
+        )
+        if (
+            not found
+            and self.starts is not None
+            and self.ends is not None
+            and any(self.ends[k] != self.starts[k + 1] for k in range(i, j - 1))
+        ):
+            found.append(Variant.SEPARATOR)
+        if not found:
+            return Variant.EXACT
+        return min(found, key=_PRIORITY.__getitem__)
+
+
+#: When a span shows several disguises, the most telling one names it.
+_PRIORITY = {
+    v: rank
+    for rank, v in enumerate(
+        (
+            Variant.SPLIT_CHARACTER,
+            Variant.HOMOPHONE,
+            Variant.PINYIN,
+            Variant.ABBREVIATION,
+            Variant.DIGIT,
+            Variant.EMOJI,
+            Variant.LEETSPEAK,
+            Variant.CONFUSABLE,
+            Variant.TRADITIONAL,
+            Variant.GLYPH,
+            Variant.WIDTH,
+            Variant.REPEAT,
+            Variant.SEPARATOR,
+            Variant.EXACT,
+        )
+    )
+}
+
+
+class _Edit:
+    """A text under context steps, with each character's original span (built lazily)."""
+
+    __slots__ = ("chars", "ends", "marks", "starts")
+
+    def __init__(self, text: str, starts: list[int] | None, ends: list[int] | None) -> None:
+        self.chars = text
+        self.starts = starts
+        self.ends = ends
+        self.marks: dict[int, Variant] = {}
+
+    def _spans(self) -> tuple[list[int], list[int]]:
+        if self.starts is None or self.ends is None:
+            self.starts = list(range(len(self.chars)))
+            self.ends = list(range(1, len(self.chars) + 1))
+        return self.starts, self.ends
+
+    def apply(self, edits: Sequence[tuple[int, int, str, Variant | None]]) -> None:
+        """Replace each ``[start, end)`` with its text; each output char spans the whole input."""
+        starts, ends = self._spans()
+        out: list[str] = []
+        new_starts: list[int] = []
+        new_ends: list[int] = []
+        marks: dict[int, Variant] = {}
+        cursor = 0
+        for start, end, replacement, variant in edits:
+            out.append(self.chars[cursor:start])
+            new_starts.extend(starts[cursor:start])
+            new_ends.extend(ends[cursor:start])
+            for k in range(cursor, start):
+                if k in self.marks:
+                    marks[len(new_starts) - (start - k)] = self.marks[k]
+            if replacement:
+                for piece in replacement:
+                    if variant is not None:
+                        marks[len(new_starts)] = variant
+                    out.append(piece)
+                    new_starts.append(starts[start])
+                    new_ends.append(ends[end - 1])
+            cursor = end
+        for k in range(cursor, len(self.chars)):
+            if k in self.marks:
+                marks[len(new_starts) + (k - cursor)] = self.marks[k]
+        out.append(self.chars[cursor:])
+        new_starts.extend(starts[cursor:])
+        new_ends.extend(ends[cursor:])
+        self.chars = "".join(out)
+        self.starts, self.ends, self.marks = new_starts, new_ends, marks
 
 
 class Normalizer:
-    """Compiles ``steps`` once; ``__call__`` normalizes a text with one lookup per character."""
+    """Compiles the steps once; ``__call__`` normalizes a text and never raises."""
 
-    __slots__ = ("_cache", "_steps")
+    def __init__(self) -> None:
+        folder = _Folder()
+        table: list[str] = []
+        irregular: list[int] = []
+        self._fold_variants: dict[str, Variant] = {}
+        self._fold_steps: dict[str, tuple[str, ...]] = {}
+        for cp in range(TABLE_SIZE):
+            ch = chr(cp)
+            if 0xD800 <= cp <= 0xDFFF:
+                table.append(ch)
+                continue
+            out, fired = folder.fold(ch)
+            table.append(out)
+            if len(out) != 1:
+                irregular.append(cp)
+            if fired:
+                self._fold_steps[ch] = fired
+                variant = _variant(fired)
+                if variant is not None:
+                    self._fold_variants[ch] = variant
+        self._folder = folder
+        self._table = table
+        self._slow_cache: dict[str, tuple[str, tuple[str, ...]]] = {}
+        # Characters whose folding changes the length, and everything above the table.
+        self._irregular = re.compile(f"[{_ranges(irregular)}\\U{TABLE_SIZE:08x}-\\U0010ffff]")
+        self._changed = re.compile(f"[{_ranges(sorted(ord(c) for c in self._fold_steps))}]")
+        word = f"[{HAN}a-z]"  # not digits: 13888889999 is a phone number
+        self._separators = re.compile(
+            rf"(?<=[{HAN}]){SEPARATOR}+(?=[{HAN}a-z0-9])"
+            rf"|(?<=[a-z0-9]){SEPARATOR}+(?=[{HAN}])"
+        )
+        self._letters = re.compile(rf"(?<![a-z0-9])[a-z](?:{SEPARATOR}+[a-z](?![a-z0-9]))+")
+        self._separator_char = re.compile(SEPARATOR)
+        self._repeats = re.compile(rf"({word})\1{{2,}}")
+        self._leet = re.compile(r"(?<=[a-z])[013457@$](?=[a-z])")
+        digits = {row[0]: row[1] for row in _data("digits.tsv")}
+        self._digit_map = digits
+        self._digits = re.compile(
+            rf"(?:(?<=[{HAN}])(?<![0-9])[0-9]+(?![0-9a-z{UNITS}%.])"
+            rf"|(?<![0-9a-z.])[0-9]+(?=[{HAN}])(?![{UNITS}]))"
+        )
+        self._word_re = word
 
-    def __init__(self, steps: Iterable[Step] = STEPS) -> None:
-        self._steps = tuple(steps)
-        self._cache: dict[str, tuple[str, Variant | None, frozenset[str]]] = {}
+    def fold_char(self, ch: str) -> tuple[str, tuple[str, ...]]:
+        """The context-free folding of one character and the steps that fired."""
+        cp = ord(ch)
+        if cp < TABLE_SIZE:
+            return self._table[cp], self._fold_steps.get(ch, ())
+        hit = self._slow_cache.get(ch)
+        if hit is None:
+            hit = self._folder.fold(ch)
+            if len(self._slow_cache) < 100_000:
+                self._slow_cache[ch] = hit
+        return hit
 
-    def _map(self, ch: str) -> tuple[str, Variant | None, frozenset[str]]:
-        hit = self._cache.get(ch)
-        if hit is not None:
-            return hit
-        out, variant, changed = ch, None, set()
-        for step in self._steps:
-            mapped = "".join(step.mapping(c) for c in out)
-            if mapped != out:
-                changed.add(step.name)
-                if variant is None and step.variant is not Variant.EXACT:
-                    variant = step.variant
-                out = mapped
-        result = (out, variant, frozenset(changed))
-        if len(self._cache) < 200_000:
-            self._cache[ch] = result
-        return result
+    def variant_of(self, ch: str) -> Variant | None:
+        """The disguise the context-free steps undo in ``ch`` (None when it is plain)."""
+        variant = self._fold_variants.get(ch)
+        if variant is None and ord(ch) >= TABLE_SIZE:
+            variant = _variant(self.fold_char(ch)[1])
+        return variant
 
-    def __call__(self, text: str) -> Normalized:
-        """Normalize ``text``; never raises, whatever the input."""
-        chars: list[str] = []
+    def _fold(self, text: str, steps: set[str]) -> _Edit:
+        if not self._irregular.search(text):
+            folded = text.translate(self._table)
+            if folded != text:
+                for ch in self._changed.findall(text):
+                    steps.update(self._fold_steps[ch])
+            return _Edit(folded, None, None)
+        pieces: list[str] = []
         starts: list[int] = []
         ends: list[int] = []
-        variants: list[Variant | None] = []
-        steps: set[str] = set()
-        pending_gap = False  # separators seen since the last kept character
         for index, ch in enumerate(text):
-            out, variant, changed = self._map(ch)
-            if changed:
-                steps |= changed
-            if not out:
-                continue
+            out, fired = self.fold_char(ch)
+            steps.update(fired)
             for piece in out:
-                if _is_separator(piece):
-                    # Kept for now: dropped below only between two Han characters.
-                    pending_gap = True
-                    chars.append(piece)
-                    starts.append(index)
-                    ends.append(index + 1)
-                    variants.append(variant)
-                    continue
-                if pending_gap and chars and _is_han(piece):
-                    # Drop the run of separators if it sits between two Han characters.
-                    k = len(chars)
-                    while k > 0 and _is_separator(chars[k - 1]):
-                        k -= 1
-                    if k > 0 and k < len(chars) and _is_han(chars[k - 1]):
-                        del chars[k:], starts[k:], ends[k:], variants[k:]
-                        steps.add("separators")
-                pending_gap = False
-                chars.append(piece)
+                pieces.append(piece)
                 starts.append(index)
                 ends.append(index + 1)
-                variants.append(variant)
+        return _Edit("".join(pieces), starts, ends)
+
+    def _drop_separators(self, edit: _Edit) -> bool:
+        found = [(m.start(), m.end(), "", None) for m in self._separators.finditer(edit.chars)]
+        for m in self._letters.finditer(edit.chars):
+            found.extend(
+                (m.start() + s.start(), m.start() + s.end(), "", None)
+                for s in self._separator_char.finditer(m.group())
+            )
+        if not found:
+            return False
+        found.sort()
+        merged: list[tuple[int, int, str, Variant | None]] = []
+        for item in found:
+            if merged and item[0] < merged[-1][1]:
+                last = merged[-1]
+                merged[-1] = (last[0], max(last[1], item[1]), "", None)
+            else:
+                merged.append(item)
+        edit.apply(merged)
+        return True
+
+    def _collapse_repeats(self, edit: _Edit) -> bool:
+        found = [
+            (m.start(), m.end(), m.group(1), Variant.REPEAT)
+            for m in self._repeats.finditer(edit.chars)
+        ]
+        if found:
+            edit.apply(found)
+        return bool(found)
+
+    def _leetspeak(self, edit: _Edit) -> bool:
+        found = [
+            (m.start(), m.end(), LEET[m.group()], Variant.LEETSPEAK)
+            for m in self._leet.finditer(edit.chars)
+        ]
+        if found:
+            edit.apply(found)
+        return bool(found)
+
+    def _digit_words(self, edit: _Edit) -> bool:
+        found = [
+            (m.start(), m.end(), self._digit_map[m.group()], Variant.DIGIT)
+            for m in self._digits.finditer(edit.chars)
+            if m.group() in self._digit_map
+        ]
+        if found:
+            edit.apply(found)
+        return bool(found)
+
+    def __call__(self, text: str) -> Normalized:
+        """Normalize ``text``; pure, never raises, time linear in its length."""
+        steps: set[str] = set()
+        edit = self._fold(text, steps)
+        folded, folded_starts, folded_ends = edit.chars, edit.starts, edit.ends
+        for name, run in (
+            ("separators", self._drop_separators),
+            ("repeats", self._collapse_repeats),
+            ("leetspeak", self._leetspeak),
+            ("digits", self._digit_words),
+        ):
+            if run(edit):
+                steps.add(name)
+        # Dropping separators can bring repeats together, and digits can become characters
+        # next to separators: a second round reaches the fixed point.
+        if steps & {"digits", "leetspeak"} and self._drop_separators(edit):
+            self._collapse_repeats(edit)
         return Normalized(
             original=text,
-            text="".join(chars),
-            starts=tuple(starts),
-            ends=tuple(ends),
-            variants=tuple(variants),
+            text=edit.chars,
+            starts=None if edit.starts is None else tuple(edit.starts),
+            ends=None if edit.ends is None else tuple(edit.ends),
+            marks=edit.marks,
             steps=frozenset(steps),
+            folded_variants=self._fold_variants,
+            folded=folded,
+            folded_starts=None if folded_starts is None else tuple(folded_starts),
+            folded_ends=None if folded_ends is None else tuple(folded_ends),
         )
+
+    def iter_steps(self) -> Iterator[Step]:
+        """The steps, in order."""
+        return iter(STEPS)

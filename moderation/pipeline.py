@@ -198,6 +198,17 @@ class Moderator:
             await asyncio.gather(*(one(*item) for item in escalations))
         return [r for r in results if r is not None]
 
+    def decide_now(self, screening: Screening) -> ModerationResult:
+        """Answer from the heuristics alone (no model, no log line): CLEAR items are decided,
+        AMBIGUOUS ones degrade with status SKIPPED. For evaluation."""
+        if screening.triage.route is Route.CLEAR:
+            return self._heuristic(
+                screening, Escalation(EscalationStatus.NOT_NEEDED, screening.triage.reason)
+            )
+        return self._degraded(
+            screening, Escalation(EscalationStatus.SKIPPED, screening.triage.reason)
+        )
+
     def _result(
         self,
         screening: Screening,
@@ -216,62 +227,55 @@ class Moderator:
             findings=screening.findings,
         )
 
-    def _heuristic(
-        self, screening: Screening, escalation: Escalation, floor: Decision = Decision.ALLOW
-    ) -> ModerationResult:
-        decision = (
-            max(floor, decide.decide(screening.findings, screening.policy))
-            if screening.findings
-            else floor
-        )
+    def _heuristic(self, screening: Screening, escalation: Escalation) -> ModerationResult:
+        """Decided by the heuristics alone (the CLEAR route): every finding counts."""
+        decision = decide.decide(screening.findings, screening.policy)
+        return self._result(screening, decision, decide.labels(screening.findings), escalation)
+
+    def _degraded(self, screening: Screening, escalation: Escalation) -> ModerationResult:
+        """The model was needed but not asked or not had: the confident hits decide, with the
+        policy's fail mode as the floor. Doubtful hits still show as labels for a reviewer."""
+        policy = screening.policy
+        confident = [f for f in screening.findings if decide.is_confident(f, policy)]
+        decision = max(policy.fail_mode, decide.decide(confident, policy))
         return self._result(screening, decision, decide.labels(screening.findings), escalation)
 
     async def _escalate(self, screening: Screening, deadline: float | None) -> ModerationResult:
         policy = screening.policy
-        confident = [f for f in screening.findings if decide.is_confident(f, policy)]
         reason = screening.triage.reason
-        # Unresolved doubt: the confident hits decide, and the fail mode is the floor.
-        fallback = (
-            max(policy.fail_mode, decide.decide(confident, policy))
-            if confident
-            else policy.fail_mode
-        )
         if screening.content.escalation is EscalationMode.NEVER:
-            return self._heuristic(
+            return self._degraded(
                 screening,
                 Escalation(EscalationStatus.SKIPPED, f"{reason}; caller asked for no model"),
-                fallback,
             )
         escalator = self.escalator
         if escalator is None:
-            return self._heuristic(
+            return self._degraded(
                 screening,
                 Escalation(EscalationStatus.UNAVAILABLE, f"{reason}; no model configured"),
-                fallback,
             )
         if not policy.allows_endpoint(escalator.host):
-            return self._heuristic(
+            return self._degraded(
                 screening,
                 Escalation(
                     EscalationStatus.UNAVAILABLE,
                     f"{reason}; policy {policy.jurisdiction} does not allow sending "
                     f"content to {escalator.host}",
                 ),
-                fallback,
             )
         budget = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             judgement = await escalator.judge(screening, policy, budget)
         except ModelError as exc:
-            return self._heuristic(
+            return self._degraded(
                 screening,
                 Escalation(
                     EscalationStatus.UNAVAILABLE,
                     f"{reason}; model failed: {type(exc).__name__}",
                     model=escalator.model,
                 ),
-                fallback,
             )
+        confident = [f for f in screening.findings if decide.is_confident(f, policy)]
         return self._judged(screening, judgement, confident, reason)
 
     def _judged(

@@ -41,7 +41,7 @@ def test_check_prints_one_json_line_per_text() -> None:
 
 def test_check_no_llm_marks_escalations_skipped() -> None:
     """``--no-llm`` answers an ambiguous text REVIEW with escalation SKIPPED."""
-    done = run("check", "--no-llm", "我草")
+    done = run("check", "--no-llm", "一起溜冰吗")
     answer = json.loads(done.stdout)
     assert answer["decision"] == "DECISION_REVIEW"
     assert answer["escalation"]["status"] == "ESCALATION_STATUS_SKIPPED"

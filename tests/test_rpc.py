@@ -47,7 +47,7 @@ async def test_moderate_allows_clean_text(stub: Stub) -> None:
 
 async def test_ambiguous_item_without_model_is_degraded_review(stub: Stub) -> None:
     """With no model configured, an ambiguous item is REVIEW and says the model was unavailable."""
-    reply = await stub.Moderate(pb.ModerateRequest(text="我草"))
+    reply = await stub.Moderate(pb.ModerateRequest(text="一起溜冰吗"))
     assert reply.decision == pb.DECISION_REVIEW
     assert reply.escalation.status == pb.ESCALATION_STATUS_UNAVAILABLE
     assert "no model configured" in reply.escalation.reason
@@ -56,7 +56,7 @@ async def test_ambiguous_item_without_model_is_degraded_review(stub: Stub) -> No
 async def test_escalation_never_is_skipped(stub: Stub) -> None:
     """A caller that forbids the model gets SKIPPED, not UNAVAILABLE."""
     reply = await stub.Moderate(
-        pb.ModerateRequest(text="我草", escalation=pb.ESCALATION_MODE_NEVER)
+        pb.ModerateRequest(text="一起溜冰吗", escalation=pb.ESCALATION_MODE_NEVER)
     )
     assert reply.decision == pb.DECISION_REVIEW
     assert reply.escalation.status == pb.ESCALATION_STATUS_SKIPPED
@@ -90,7 +90,7 @@ async def test_batch_of_500_answers_in_order(stub: Stub) -> None:
 
 async def test_stream_of_1000_answers_each_once(stub: Stub) -> None:
     """ModerateStream answers each of 1,000 items exactly once, with its content_id."""
-    texts = ["你就是个傻逼", "今天天气真好", "我草", "hello"]
+    texts = ["你就是个傻逼", "今天天气真好", "一起溜冰吗", "hello"]
 
     async def requests() -> AsyncIterator[pb.ModerateRequest]:
         for i in range(1000):

@@ -1,0 +1,90 @@
+"""Detectors: patterns for personal data and contact handles, and group words in company."""
+
+from __future__ import annotations
+
+import pytest
+
+from moderation.detect import LexiconDetector, PatternDetector
+from moderation.domain import Category, Variant
+from moderation.lexicon import load_lexicon
+from moderation.normalize import Normalizer
+from moderation.phonetic import Phonetics
+
+NORMALIZER = Normalizer()
+PATTERNS = PatternDetector()
+LEXICON = LexiconDetector(load_lexicon(NORMALIZER, Phonetics()))
+
+
+def patterns(text: str) -> list[tuple[str, str]]:
+    """(pattern name, original substring) for each pattern finding."""
+    return [(f.evidence.term, f.evidence.text) for f in PATTERNS.detect(NORMALIZER(text), "CN")]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("身份证11010519491231002X", [("cn_id_number", "11010519491231002X")]),
+        ("身份证11010519491231002x", [("cn_id_number", "11010519491231002x")]),
+        ("电话13812345678", [("cn_mobile", "13812345678")]),
+        ("手机 138 1234 5678 找我", [("cn_mobile", "138 1234 5678")]),
+        ("+86 139-0000-1111", [("cn_mobile", "+86 139-0000-1111")]),
+        ("电话１３８１２３４５６７８", [("cn_mobile", "１３８１２３４５６７８")]),
+        ("卡号6222020000000000000", [("bank_card", "6222020000000000000")]),
+        ("写信到 someone@example.com 吧", [("email", "someone@example.com")]),
+        ("加我vx: abc12345", [("contact_handle", "加我vx: abc12345")]),
+        ("q群 987654321 欢迎", [("contact_handle", "q群 987654321")]),
+        ("看 https://example.org/a 这里", [("url", "https://example.org/a")]),
+        ("www.example.com", [("url", "www.example.com")]),
+    ],
+)
+def test_patterns_find(text: str, expected: list[tuple[str, str]]) -> None:
+    """Each pattern finds its kind of data, with the original substring as evidence."""
+    assert patterns(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "身份证110105194912310021",  # checksum wrong
+        "订单号2023112212345",  # not a phone number
+        "卡号6222020000000000001",  # fails Luhn
+        "微信支付很方便",  # a handle word without an id
+        "QQ音乐会员",  # QQ then not an id
+        "今年是2024年",
+        "价格12345元",
+    ],
+)
+def test_patterns_refuse_lookalikes(text: str) -> None:
+    """Numbers that fail a checksum or a format are not personal data."""
+    assert patterns(text) == []
+
+
+def test_pattern_evidence_reports_width_disguise() -> None:
+    """A handle written in full-width letters says WIDTH."""
+    (finding,) = PATTERNS.detect(NORMALIZER("加ＶＸ：ａｂｃ12345"), "CN")
+    assert finding.evidence.variant is Variant.WIDTH
+
+
+def test_group_word_alone_is_nothing() -> None:
+    """A group word without company yields no finding."""
+    assert LEXICON.detect(NORMALIZER("河南人很热情好客"), "GLOBAL") == []
+
+
+def test_group_word_with_negative_word_is_ambiguous_hate() -> None:
+    """A group word next to a negative word is possible hate, for the model to judge."""
+    findings = LEXICON.detect(NORMALIZER("河南人都是骗子"), "GLOBAL")
+    assert {f.category for f in findings} == {Category.HATE}
+    assert all(f.ambiguous for f in findings)
+    assert {f.evidence.term for f in findings} == {"河南人", "骗子"}
+
+
+def test_group_word_far_from_negative_word_is_nothing() -> None:
+    """Company must be near: a negative word far away does not count."""
+    text = "河南人" + "，今天天气真好我们一起去公园散步吧" * 2 + "骗子电话"
+    assert LEXICON.detect(NORMALIZER(text), "GLOBAL") == []
+
+
+def test_jurisdiction_scoped_entry() -> None:
+    """An entry scoped to CN does not fire elsewhere... and CN-only categories are the policy's."""
+    cn = {f.evidence.term for f in LEXICON.detect(NORMALIZER("纪念六四"), "CN")}
+    assert "纪念六四" in cn
