@@ -234,9 +234,13 @@ class Pattern:
     validate: Callable[[str], bool] | None = None
     normalized: bool = False
     """Match the fully normalized text (separators dropped) instead of the folded text."""
+    hint: re.Pattern[str] | None = None
+    """A cheap test that must match before ``regex`` is tried."""
 
 
 _SEP = r"[\s\-]?"
+#: Seven digits, separators allowed between them: the least any number pattern needs.
+_DIGITS_HINT = re.compile(r"[0-9](?:[\s\-]?[0-9]){6}")
 #: Contact handles that divert traffic off the platform.
 _HANDLES = (
     r"(?:v|vx|wx|vx号|wx号|微信|威信|薇信|维信|徽信|卫星|v信|微x|wei信|weixin|扣扣|qq|q群|qq群|"
@@ -255,6 +259,7 @@ PATTERNS: tuple[Pattern, ...] = (
             r"(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9x](?![0-9a-z])"
         ),
         lambda s: _id_checksum(_digits(s)),
+        hint=_DIGITS_HINT,
     ),
     Pattern(
         "cn_mobile",
@@ -265,6 +270,7 @@ PATTERNS: tuple[Pattern, ...] = (
         re.compile(
             rf"(?<![0-9])(?:\+?86{_SEP})?1[3-9][0-9]{_SEP}[0-9]{{4}}{_SEP}[0-9]{{4}}(?![0-9])"
         ),
+        hint=_DIGITS_HINT,
     ),
     Pattern(
         "bank_card",
@@ -276,6 +282,7 @@ PATTERNS: tuple[Pattern, ...] = (
             r"(?<![0-9])(?:62|4[0-9]|5[1-5])[0-9]{2}(?:[\s\-]?[0-9]{4}){3}(?:[\s\-]?[0-9]{1,3})?(?![0-9])"
         ),
         lambda s: _luhn(_digits(s)),
+        hint=_DIGITS_HINT,
     ),
     Pattern(
         "email",
@@ -284,6 +291,7 @@ PATTERNS: tuple[Pattern, ...] = (
         Severity.LOW,
         0.9,
         re.compile(r"(?<![\w.])[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}(?![\w])"),
+        hint=re.compile("@"),
     ),
     Pattern(
         "contact_handle",
@@ -309,11 +317,9 @@ PATTERNS: tuple[Pattern, ...] = (
             r"|(?<![\w@.])[a-z0-9\-]{2,}\.(?:com|cn|net|org|xyz|top|cc|vip|me|io|app|site|shop|info)"
             r"(?:/[^\s，。]*)?(?![\w])"
         ),
+        hint=re.compile(r"://|www\.|\.[a-z]{2}"),
     ),
 )
-
-#: Cheap test for whether any pattern could match.
-_PATTERN_HINT = re.compile(r"[0-9]{3}|@|\.[a-z]{2}|" + _HANDLES)
 
 
 class PatternDetector:
@@ -328,12 +334,12 @@ class PatternDetector:
 
     def detect(self, text: Normalized, jurisdiction: str) -> list[Finding]:
         """A finding for every pattern match that passes its validator."""
-        if not _PATTERN_HINT.search(text.folded) and not _PATTERN_HINT.search(text.text):
-            return []
         findings = []
         taken: list[tuple[int, int]] = []
         for pattern in self._patterns:
             view = text.text if pattern.normalized else text.folded
+            if pattern.hint is not None and not pattern.hint.search(view):
+                continue
             for match in pattern.regex.finditer(view):
                 if pattern.validate is not None and not pattern.validate(match.group()):
                     continue

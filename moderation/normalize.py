@@ -185,6 +185,28 @@ def _ranges(code_points: list[int]) -> str:
 #: Code points folded eagerly into the translate table: the BMP and the plane of emoji and
 #: styled letters. Anything above goes through the per-character path.
 TABLE_SIZE = 0x20000
+_ASTRAL = re.compile(f"[{chr(TABLE_SIZE)}-\U0010ffff]")
+#: Stands in the translate table for characters that fold to zero or several characters.
+_IRREGULAR = "\uffff"
+
+
+def _is_han(ch: str) -> bool:
+    """True for a Chinese character (the ranges of ``HAN``)."""
+    return (
+        "\u4e00" <= ch <= "\u9fff"
+        or "\u3400" <= ch <= "\u4dbf"
+        or "\uf900" <= ch <= "\ufaff"
+        or "\U00020000" <= ch <= "\U0003134f"
+        or ch == "\u3007"
+    )
+
+
+_LATIN = frozenset("abcdefghijklmnopqrstuvwxyz")
+_DIGITS = frozenset("0123456789")
+_LATIN_OR_DIGIT = _LATIN | _DIGITS
+_LEET_CHARS = frozenset("013457@$")
+_NOT_AFTER_DIGITS = _LATIN_OR_DIGIT | frozenset(UNITS) | {"%", "."}
+_NOT_BEFORE_DIGITS = _LATIN_OR_DIGIT | {"."}
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,7 +350,7 @@ class Normalizer:
     def __init__(self) -> None:
         folder = _Folder()
         table: list[str] = []
-        irregular: list[int] = []
+        self._irregular_out: dict[str, str] = {}
         self._fold_variants: dict[str, Variant] = {}
         self._fold_steps: dict[str, tuple[str, ...]] = {}
         for cp in range(TABLE_SIZE):
@@ -337,9 +359,10 @@ class Normalizer:
                 table.append(ch)
                 continue
             out, fired = folder.fold(ch)
+            if len(out) != 1 or ch == _IRREGULAR:
+                self._irregular_out[ch] = out
+                out = _IRREGULAR  # the per-character path handles it
             table.append(out)
-            if len(out) != 1:
-                irregular.append(cp)
             if fired:
                 self._fold_steps[ch] = fired
                 variant = _variant(fired)
@@ -349,30 +372,21 @@ class Normalizer:
         self._table = table
         self._slow_cache: dict[str, tuple[str, tuple[str, ...]]] = {}
         # Characters whose folding changes the length, and everything above the table.
-        self._irregular = re.compile(f"[{_ranges(irregular)}\\U{TABLE_SIZE:08x}-\\U0010ffff]")
-        self._changed = re.compile(f"[{_ranges(sorted(ord(c) for c in self._fold_steps))}]")
-        word = f"[{HAN}a-z]"  # not digits: 13888889999 is a phone number
-        self._separators = re.compile(
-            rf"(?<=[{HAN}]){SEPARATOR}+(?=[{HAN}a-z0-9])"
-            rf"|(?<=[a-z0-9]){SEPARATOR}+(?=[{HAN}])"
-        )
-        self._letters = re.compile(rf"(?<![a-z0-9])[a-z](?:{SEPARATOR}+[a-z](?![a-z0-9]))+")
-        self._separator_char = re.compile(SEPARATOR)
-        self._repeats = re.compile(rf"({word})\1{{2,}}")
+        self._changed = frozenset(self._fold_steps)
+        self._separator_runs = re.compile(f"{SEPARATOR}+")
+        self._repeats = re.compile(f"([{HAN}a-z])\\1{{2,}}")  # not digits: 13888889999
         self._leet = re.compile(r"(?<=[a-z])[013457@$](?=[a-z])")
-        digits = {row[0]: row[1] for row in _data("digits.tsv")}
-        self._digit_map = digits
-        self._digits = re.compile(
-            rf"(?:(?<=[{HAN}])(?<![0-9])[0-9]+(?![0-9a-z{UNITS}%.])"
-            rf"|(?<![0-9a-z.])[0-9]+(?=[{HAN}])(?![{UNITS}]))"
-        )
-        self._word_re = word
+        self._digit_runs = re.compile(r"[0-9]+")
+        self._digit_map = {row[0]: row[1] for row in _data("digits.tsv")}
 
     def fold_char(self, ch: str) -> tuple[str, tuple[str, ...]]:
         """The context-free folding of one character and the steps that fired."""
         cp = ord(ch)
         if cp < TABLE_SIZE:
-            return self._table[cp], self._fold_steps.get(ch, ())
+            out = self._table[cp]
+            if out == _IRREGULAR:
+                out = self._irregular_out.get(ch, ch)
+            return out, self._fold_steps.get(ch, ())
         hit = self._slow_cache.get(ch)
         if hit is None:
             hit = self._folder.fold(ch)
@@ -388,10 +402,12 @@ class Normalizer:
         return variant
 
     def _fold(self, text: str, steps: set[str]) -> _Edit:
-        if not self._irregular.search(text):
-            folded = text.translate(self._table)
+        folded = text.translate(self._table)
+        # One pass folds every character that maps to exactly one; a character that maps to
+        # none or several (and anything above the table) takes the per-character path.
+        if _IRREGULAR not in folded and not _ASTRAL.search(text):
             if folded != text:
-                for ch in self._changed.findall(text):
+                for ch in self._changed.intersection(text):
                     steps.update(self._fold_steps[ch])
             return _Edit(folded, None, None)
         pieces: list[str] = []
@@ -407,23 +423,31 @@ class Normalizer:
         return _Edit("".join(pieces), starts, ends)
 
     def _drop_separators(self, edit: _Edit) -> bool:
-        found = [(m.start(), m.end(), "", None) for m in self._separators.finditer(edit.chars)]
-        for m in self._letters.finditer(edit.chars):
-            found.extend(
-                (m.start() + s.start(), m.start() + s.end(), "", None)
-                for s in self._separator_char.finditer(m.group())
-            )
+        chars = edit.chars
+        size = len(chars)
+        found: list[tuple[int, int, str, Variant | None]] = []
+        for run in self._separator_runs.finditer(chars):
+            start, end = run.span()
+            if start == 0 or end == size:
+                continue
+            left, right = chars[start - 1], chars[end]
+            if _is_han(left):
+                drop = _is_han(right) or right in _LATIN_OR_DIGIT
+            elif left in _LATIN_OR_DIGIT and _is_han(right):
+                drop = True
+            else:
+                # Single letters spelled apart (f u c k, s.b); two real words stay apart.
+                drop = (
+                    left in _LATIN
+                    and right in _LATIN
+                    and (start < 2 or chars[start - 2] not in _LATIN_OR_DIGIT)
+                    and (end + 1 >= size or chars[end + 1] not in _LATIN_OR_DIGIT)
+                )
+            if drop:
+                found.append((start, end, "", None))
         if not found:
             return False
-        found.sort()
-        merged: list[tuple[int, int, str, Variant | None]] = []
-        for item in found:
-            if merged and item[0] < merged[-1][1]:
-                last = merged[-1]
-                merged[-1] = (last[0], max(last[1], item[1]), "", None)
-            else:
-                merged.append(item)
-        edit.apply(merged)
+        edit.apply(found)
         return True
 
     def _collapse_repeats(self, edit: _Edit) -> bool:
@@ -436,6 +460,8 @@ class Normalizer:
         return bool(found)
 
     def _leetspeak(self, edit: _Edit) -> bool:
+        if _LEET_CHARS.isdisjoint(edit.chars):
+            return False
         found = [
             (m.start(), m.end(), LEET[m.group()], Variant.LEETSPEAK)
             for m in self._leet.finditer(edit.chars)
@@ -445,11 +471,26 @@ class Normalizer:
         return bool(found)
 
     def _digit_words(self, edit: _Edit) -> bool:
-        found = [
-            (m.start(), m.end(), self._digit_map[m.group()], Variant.DIGIT)
-            for m in self._digits.finditer(edit.chars)
-            if m.group() in self._digit_map
-        ]
+        chars = edit.chars
+        if _DIGITS.isdisjoint(chars):
+            return False
+        found: list[tuple[int, int, str, Variant | None]] = []
+        for run in self._digit_runs.finditer(chars):
+            word = self._digit_map.get(run.group())
+            if word is None:
+                continue
+            start, end = run.span()
+            left = chars[start - 1] if start else ""
+            right = chars[end] if end < len(chars) else ""
+            after_han = bool(left) and _is_han(left) and right not in _NOT_AFTER_DIGITS
+            before_han = (
+                left not in _NOT_BEFORE_DIGITS
+                and bool(right)
+                and _is_han(right)
+                and right not in UNITS
+            )
+            if after_han or before_han:
+                found.append((start, end, word, Variant.DIGIT))
         if found:
             edit.apply(found)
         return bool(found)

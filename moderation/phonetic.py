@@ -114,57 +114,43 @@ class Phonetics:
         return best[len(token)]
 
     def view(self, text: str) -> PhoneticView:
-        """The phonetic view of a normalized text."""
+        """The phonetic view of a normalized text.
+
+        Han characters become syllable codes in place. Latin letters are not codes, so they
+        already stand between syllables; only Latin words that spell pinyin are rewritten, and
+        the spaces between two such words dropped (``sha bi``), which needs the span map.
+        """
         codes = self.syllables(text)
-        if not self._latin.search(text):
+        tokens = [
+            (m.start(), m.end(), parts)
+            for m in self._latin.finditer(text)
+            if (parts := self.segment(m.group())) is not None
+        ]
+        if not tokens:
             return PhoneticView(codes, None, None, frozenset())
         out: list[str] = []
         starts: list[int] = []
         ends: list[int] = []
         latin: set[int] = set()
         cursor = 0
-        pending_gap: tuple[int, int] | None = None  # separators between two pinyin words
-        for match in self._latin.finditer(text):
-            start, end = match.span()
-            parts = self.segment(match.group())
-            gap_is_space = (
-                parts is not None
-                and out
-                and pending_gap is not None
-                and pending_gap[1] == start
-                and text[pending_gap[0] : start].strip(" -'.") == ""
-                and len(latin) > 0
-                and max(latin) == len(out) - 1
-            )
-            keep_until = pending_gap[0] if gap_is_space and pending_gap else start
-            for k in range(cursor, keep_until):
-                out.append(codes[k] if ord(codes[k]) >= CODE_BASE else BARRIER)
-                starts.append(k)
-                ends.append(k + 1)
-            if parts is None:
-                out.append(BARRIER)
-                starts.append(start)
-                ends.append(end)
-                pending_gap = None
-            else:
-                offset = start
-                for syllable in parts:
-                    latin.add(len(out))
-                    out.append(self._code[syllable])
-                    starts.append(offset)
-                    ends.append(offset + len(syllable))
-                    offset += len(syllable)
-                pending_gap = (end, end)
-                # Look ahead for a space run to a following word.
-                follow = end
-                while follow < len(text) and text[follow] in " -'.":
-                    follow += 1
-                pending_gap = (end, follow)
-            cursor = end
-        for k in range(cursor, len(text)):
-            out.append(codes[k] if ord(codes[k]) >= CODE_BASE else BARRIER)
-            starts.append(k)
-            ends.append(k + 1)
+        previous_end = -1
+        for start, end, parts in tokens:
+            gap = text[previous_end:start] if previous_end >= 0 else None
+            keep_until = previous_end if gap is not None and gap.strip(" -'.") == "" else start
+            out.append(codes[cursor:keep_until])
+            starts.extend(range(cursor, keep_until))
+            ends.extend(range(cursor + 1, keep_until + 1))
+            offset = start
+            for syllable in parts:
+                latin.add(len(starts))
+                out.append(self._code[syllable])
+                starts.append(offset)
+                ends.append(offset + len(syllable))
+                offset += len(syllable)
+            cursor = previous_end = end
+        out.append(codes[cursor:])
+        starts.extend(range(cursor, len(text)))
+        ends.extend(range(cursor + 1, len(text) + 1))
         return PhoneticView("".join(out), starts, ends, frozenset(latin))
 
     def reading(self, ch: str) -> str | None:
