@@ -13,17 +13,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
+
 from moderation import __version__
-from moderation.detect import DETECTORS
+from moderation.detect import DETECTORS, PatternDetector
 from moderation.domain import Content, EscalationMode
 from moderation.errors import ConfigError, InvalidRequest
+from moderation.escalation import ModelEscalator, VerdictCache
 from moderation.evaluate import DatasetError, evaluate, render
-from moderation.lexicon import load_lexicon
+from moderation.lexicon import Lexicon, load_lexicon
+from moderation.llm import ChatClient, ClientOptions
 from moderation.log import Fingerprinter, configure
 from moderation.normalize import Normalizer
 from moderation.phonetic import Phonetics
@@ -35,18 +40,64 @@ from moderation.settings import Settings
 from moderation.v1 import moderation_pb2 as pb
 
 
-def build_moderator(settings: Settings, *, use_model: bool = True) -> Moderator:
-    """Load policies and the lexicon, compile the detectors, and wire the ``Moderator``."""
+@functools.cache
+def load_prefilter() -> tuple[Normalizer, Lexicon]:
+    """The normalizer and the compiled embedded lexicon: built once per process, immutable."""
     normalizer = Normalizer()
-    lexicon = load_lexicon(normalizer, Phonetics())
+    return normalizer, load_lexicon(normalizer, Phonetics())
+
+
+def build_escalator(settings: Settings, http: httpx.AsyncClient | None = None) -> ModelEscalator:
+    """The model escalator from settings (``http`` lets tests bring their own transport)."""
+    options = ClientOptions(
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key.get_secret_value(),
+        model=settings.llm_model,
+        fallback_models=settings.fallback_models,
+        attempt_timeout_s=settings.llm_timeout_seconds,
+        budget_s=settings.llm_budget_seconds,
+        max_attempts=settings.llm_max_attempts,
+        backoff_base_s=settings.llm_backoff_seconds,
+        max_in_flight=settings.llm_max_in_flight,
+        breaker_failures=settings.llm_breaker_failures,
+        breaker_cooldown_s=settings.llm_breaker_cooldown_seconds,
+        max_tokens=settings.llm_max_tokens,
+        app_url=settings.llm_app_url,
+        app_title=settings.llm_app_title,
+    )
+    client = http or httpx.AsyncClient(
+        limits=httpx.Limits(
+            max_connections=settings.llm_max_in_flight,
+            max_keepalive_connections=settings.llm_max_in_flight,
+        ),
+    )
+    cache = VerdictCache(settings.cache_size, settings.cache_path)
+    return ModelEscalator(
+        ChatClient(options, client),
+        PatternDetector(),
+        cache,
+        max_content_tokens=settings.llm_max_content_tokens,
+    )
+
+
+def build_moderator(
+    settings: Settings, *, use_model: bool = True, http: httpx.AsyncClient | None = None
+) -> Moderator:
+    """Load policies and the lexicon, compile the detectors, and wire the ``Moderator``.
+
+    The model is wired when ``use_model`` and a key is configured; otherwise escalated items
+    are answered by the heuristics and say the model was unavailable.
+    """
+    normalizer, lexicon = load_prefilter()
     policies = load_policies(settings.policy_dir, default=settings.default_jurisdiction)
+    escalator = build_escalator(settings, http) if use_model and settings.llm_enabled else None
     return Moderator(
         normalizer=normalizer,
         detectors=[factory(lexicon) for factory in DETECTORS.values()],
         policies=policies,
         lexicon_version=lexicon.version,
         fingerprint=Fingerprinter(settings.log_hash_key.get_secret_value().encode()),
-        escalator=None,
+        escalator=escalator,
         max_text_chars=settings.max_text_chars,
     )
 
@@ -66,7 +117,14 @@ def _server_options(settings: Settings, host: str | None, port: int | None) -> S
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     moderator = build_moderator(settings)
-    asyncio.run(serve(moderator, _server_options(settings, args.host, args.port)))
+
+    async def run() -> None:
+        try:
+            await serve(moderator, _server_options(settings, args.host, args.port))
+        finally:
+            await moderator.aclose()
+
+    asyncio.run(run())
     return 0
 
 
@@ -76,6 +134,12 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     jurisdiction = (args.jurisdiction or "").strip().upper()
 
     async def run() -> int:
+        try:
+            return await judge_all()
+        finally:
+            await moderator.aclose()
+
+    async def judge_all() -> int:
         status = 0
         for index, text in enumerate(args.texts):
             content = Content(
@@ -96,7 +160,7 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_policies(settings: Settings, args: argparse.Namespace) -> int:
     policies = load_policies(settings.policy_dir, default=settings.default_jurisdiction)
-    lexicon = load_lexicon(Normalizer(), Phonetics())
+    _, lexicon = load_prefilter()
     if args.json:
         message = pb.ListPoliciesResponse(
             policies=[convert.to_policy_info(p) for p in policies],

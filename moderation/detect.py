@@ -290,7 +290,7 @@ PATTERNS: tuple[Pattern, ...] = (
         "email",
         Severity.LOW,
         0.9,
-        re.compile(r"(?<![\w.])[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}(?![\w])"),
+        re.compile(r"(?<![a-z0-9._%+\-])[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}(?![a-z0-9])"),
         hint=re.compile("@"),
     ),
     Pattern(

@@ -165,6 +165,10 @@ class Escalation:
     model: str = ""
     latency_s: float = 0.0
     truncated: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    """What the model call cost (zero when cached or not made); logged, not on the wire."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,3 +196,6 @@ class Judgement:
     cached: bool = False
     latency_s: float = 0.0
     truncated: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0

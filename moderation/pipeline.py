@@ -68,6 +68,10 @@ class Escalator(Protocol):
         """
         ...
 
+    async def aclose(self) -> None:
+        """Release connections and files."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Screening:
@@ -101,6 +105,11 @@ class Moderator:
         self._fingerprint = fingerprint
         self.escalator = escalator
         self.max_text_chars = max_text_chars
+
+    async def aclose(self) -> None:
+        """Release what the escalator holds (connections, the cache file)."""
+        if self.escalator is not None:
+            await self.escalator.aclose()
 
     def validate(self, content: Content) -> Policy:
         """The policy for ``content``, or ``InvalidRequest`` naming the field and the limit."""
@@ -300,11 +309,27 @@ class Moderator:
                 evidence=seen.evidence if seen else (),
                 rationale=label.rationale,
             )
-        if judgement.verdict == "controversial" and decision is Decision.ALLOW:
+        acted_on = [
+            lb for lb in judgement.labels if policy.action(lb.category, lb.severity) is not None
+        ]
+        if (
+            judgement.verdict != "safe"
+            and decision is Decision.ALLOW
+            and (acted_on or not judgement.labels)
+        ):
+            # Controversial in a category this policy acts on, or not safe without saying
+            # why: a human decides. Labels only in categories this policy ignores stay allowed.
             decision = Decision.REVIEW
         status = EscalationStatus.CACHED if judgement.cached else EscalationStatus.RESOLVED
         escalation = Escalation(
-            status, reason, judgement.model, judgement.latency_s, judgement.truncated
+            status,
+            reason,
+            judgement.model,
+            judgement.latency_s,
+            judgement.truncated,
+            judgement.prompt_tokens,
+            judgement.completion_tokens,
+            judgement.cost,
         )
         ordered = tuple(sorted(labels.values(), key=lambda lb: (-lb.severity, lb.category.value)))
         return self._result(screening, decision, ordered, escalation)
@@ -320,7 +345,11 @@ class Moderator:
             route=screening.triage.route.name,
             escalation=result.escalation.status.name,
             escalation_reason=result.escalation.reason,
+            model=result.escalation.model or None,
             model_latency_ms=round(result.escalation.latency_s * 1000, 2),
+            prompt_tokens=result.escalation.prompt_tokens,
+            completion_tokens=result.escalation.completion_tokens,
+            cost=result.escalation.cost,
             policy_version=result.policy_version,
             lexicon_version=result.lexicon_version,
             latency_ms=round(elapsed * 1000, 3),

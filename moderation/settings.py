@@ -59,6 +59,33 @@ class Settings(BaseSettings):
     """Bearer key for the endpoint; empty runs heuristics only."""
     llm_model: str = "qwen/qwen3.7-max"
     """Model id at the endpoint."""
+    llm_fallback_models: str = ""
+    """OpenRouter only: comma-separated model ids tried in order when the first fails."""
+    llm_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
+    """Timeout of one attempt."""
+    llm_budget_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """Most time one escalation may take, retries included; the caller's deadline caps it."""
+    llm_max_attempts: int = Field(default=3, ge=1, le=10)
+    llm_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
+    """Base of the exponential backoff between attempts (full jitter, capped at 8 s)."""
+    llm_max_in_flight: int = Field(default=16, ge=1, le=1024)
+    """Model calls in flight at once; more wait (within their budget)."""
+    llm_breaker_failures: int = Field(default=5, ge=1, le=1000)
+    """Consecutive failed calls that open the circuit breaker."""
+    llm_breaker_cooldown_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """How long the breaker stays open before one probe."""
+    llm_max_tokens: int = Field(default=1024, ge=64, le=65536)
+    """Completion tokens allowed (reasoning models spend some before the JSON)."""
+    llm_max_content_tokens: int = Field(default=1500, ge=50, le=100_000)
+    """Content sent to the model is cut around the evidence beyond this estimate."""
+    llm_app_url: str = ""
+    """OpenRouter attribution: the HTTP-Referer header."""
+    llm_app_title: str = "moderation"
+    """OpenRouter attribution: the X-OpenRouter-Title header."""
+    cache_size: int = Field(default=10_000, ge=0, le=10_000_000)
+    """Model verdicts kept in memory."""
+    cache_path: Path | None = None
+    """A SQLite file that keeps model verdicts across restarts and batch reruns."""
 
     policy_dir: Path | None = None
     """Directory of policy files replacing the embedded ones (for operators)."""
@@ -74,6 +101,11 @@ class Settings(BaseSettings):
                 name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
                 lines.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
             raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from exc
+
+    @property
+    def fallback_models(self) -> tuple[str, ...]:
+        """``llm_fallback_models`` as a tuple."""
+        return tuple(m.strip() for m in self.llm_fallback_models.split(",") if m.strip())
 
     @property
     def llm_enabled(self) -> bool:
