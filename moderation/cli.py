@@ -4,6 +4,7 @@
     moderation check [--jurisdiction J] [--no-llm] TEXT...
     moderation policies [--json]
     moderation health [--address HOST:PORT]
+    moderation batch --input PATH --output PATH [--jurisdiction J] [--no-llm] [--concurrency N]
     moderation eval --dataset PATH [--text-col C --label-col L] [--jurisdiction J]
 
 Configuration errors print what to fix and exit 2.
@@ -22,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from moderation import __version__
+from moderation.batch import BatchOptions, Progress, Summary, compare, open_source, run_batch
 from moderation.detect import DETECTORS, PatternDetector
 from moderation.domain import Content, EscalationMode
 from moderation.errors import ConfigError, InvalidRequest
@@ -190,6 +192,55 @@ def _cmd_health(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if serving else 1
 
 
+def _cmd_batch(settings: Settings, args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    if not output.parent.is_dir():
+        print(f"moderation batch: --output: no directory {output.parent}", file=sys.stderr)
+        return 2
+    if args.concurrency < 1:
+        print("moderation batch: --concurrency must be at least 1", file=sys.stderr)
+        return 2
+    if settings.cache_path is None:
+        # Verdicts live beside the output, so a resumed run reuses them and answers the same.
+        settings = settings.model_copy(
+            update={"cache_path": output.with_name(output.name + ".verdicts.db")}
+        )
+    source = open_source(args.input)
+    moderator = build_moderator(settings, use_model=not args.no_llm)
+    options = BatchOptions(
+        jurisdiction=(args.jurisdiction or "").strip().upper(),
+        use_model=not args.no_llm,
+        concurrency=args.concurrency,
+        overwrite=args.overwrite,
+    )
+    if options.jurisdiction and options.jurisdiction not in moderator.policies:
+        known = ", ".join(p.jurisdiction for p in moderator.policies)
+        print(
+            f"moderation batch: --jurisdiction: unknown {options.jurisdiction!r}; known: {known}",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def run() -> Summary:
+        try:
+            return await run_batch(
+                moderator,
+                source,
+                output,
+                options,
+                to_json=lambda result: convert.to_json(convert.to_response(result)),
+                progress=Progress(source.total()),
+            )
+        finally:
+            await moderator.aclose()
+
+    summary = asyncio.run(run())
+    print(summary.render())
+    if args.compare:
+        print(compare(Path(args.compare), output).render())
+    return 0
+
+
 def _cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     moderator = build_moderator(settings, use_model=False)
     path = Path(args.dataset)
@@ -234,6 +285,24 @@ def parser() -> argparse.ArgumentParser:
     policies = commands.add_parser("policies", help="list jurisdictions, versions, categories")
     policies.add_argument("--json", action="store_true", help="print the ListPolicies JSON form")
     policies.set_defaults(run=_cmd_policies)
+
+    batch = commands.add_parser(
+        "batch", help="rerun stored content into JSONL answers (resumable after a kill)"
+    )
+    batch.add_argument(
+        "--input", required=True, help="a .jsonl or .csv file, or sqlite:///db?table=T&id=C&text=C"
+    )
+    batch.add_argument("--output", required=True, help="JSONL answers, one per input row")
+    batch.add_argument("--jurisdiction", "-j", help="policy for rows that name none")
+    batch.add_argument("--no-llm", action="store_true", help="never ask the model")
+    batch.add_argument(
+        "--concurrency", type=int, default=32, help="model calls at once (default 32)"
+    )
+    batch.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
+    batch.add_argument(
+        "--compare", metavar="PREVIOUS.jsonl", help="report what changed since a previous output"
+    )
+    batch.set_defaults(run=_cmd_batch)
 
     evaluation = commands.add_parser(
         "eval", help="measure the heuristics on a labeled CSV/TSV/JSONL/JSON dataset"

@@ -1,0 +1,645 @@
+"""Batch reruns: stored content -> the same pipeline -> JSONL answers, resumable after kill -9.
+
+Sources are JSONL, CSV and SQLite tables (``sqlite:///posts.db?table=posts&id=id&text=body``).
+Items are judged in chunks with bounded concurrency and written in input order. After each
+chunk the output and the errors file are flushed to disk and a SQLite sidecar
+(``<output>.checkpoint``) records how far the input was read, how many bytes of each file are
+committed, and the running counts, in one transaction. A restart truncates both files to the
+committed length (a torn last line cannot survive) and reads on after the committed position:
+every item is answered exactly once, and the answers equal an uninterrupted run's (the model's
+verdicts come from the verdict cache, which a batch keeps in a file by default).
+
+Bad rows (invalid JSON, missing text, over the limit, unknown jurisdiction) go to
+``<output>.errors.jsonl`` with their line and the reason, and never stop the run. Identical
+texts are judged once per run. Imports the pipeline and the JSON form; knows nothing of gRPC.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import sqlite3
+import sys
+import time
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+from urllib.parse import parse_qs
+
+import structlog
+
+from moderation.domain import Content, EscalationMode, ModerationResult
+from moderation.errors import ConfigError, InvalidRequest
+from moderation.pipeline import Moderator
+
+log = structlog.get_logger("moderation.batch")
+
+#: Items judged between two checkpoints.
+CHUNK = 512
+#: Distinct (text, jurisdiction) pairs remembered for de-duplication.
+MEMO_SIZE = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One input row: where it is, and what it holds (or why it cannot be judged)."""
+
+    position: int
+    """Resumable position: byte offset of the line (JSONL), row number (CSV), rowid (SQLite)."""
+    line: int
+    """What a person looks up: line number of the file, or the rowid."""
+    content_id: str
+    text: str | None
+    jurisdiction: str
+    problem: str | None = None
+
+
+class Source(Protocol):
+    """Rows from stored content, resumable after a position."""
+
+    name: str
+
+    def rows(self, after: int) -> Iterator[Row]:
+        """Rows whose position is greater than ``after`` (-1: from the start), in order."""
+        ...
+
+    def total(self) -> int | None:
+        """How many rows there are, when cheap to know."""
+        ...
+
+    def fingerprint(self) -> str:
+        """Identifies the input, so a resume never continues over different content."""
+        ...
+
+
+def _file_fingerprint(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _row_from_mapping(
+    position: int, line: int, data: Mapping[str, Any], id_key: str, text_key: str, jur_key: str
+) -> Row:
+    raw_id = data.get(id_key)
+    content_id = str(line) if raw_id is None or raw_id == "" else str(raw_id)
+    text = data.get(text_key)
+    jurisdiction = data.get(jur_key) or ""
+    if not isinstance(text, str):
+        problem = f"missing {text_key!r}" if text is None else f"{text_key!r} is not a string"
+        return Row(position, line, content_id, None, "", problem)
+    if not isinstance(jurisdiction, str):
+        return Row(position, line, content_id, None, "", f"{jur_key!r} is not a string")
+    return Row(position, line, content_id, text, jurisdiction.strip().upper())
+
+
+class JsonlSource:
+    """One JSON object a line (content_id, text, jurisdiction); resumes by byte offset."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path)
+
+    def fingerprint(self) -> str:
+        """The file's path, size and modification time."""
+        return _file_fingerprint(self.path)
+
+    def total(self) -> int | None:
+        """Lines in the file (a fast byte count)."""
+        with self.path.open("rb") as handle:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+    def rows(self, after: int) -> Iterator[Row]:
+        """Rows after byte offset ``after``."""
+        with self.path.open("rb") as handle:
+            line = 0
+            if after >= 0:
+                handle.seek(after)
+                handle.readline()  # the row at ``after`` is done
+                line = self._line_at(after) + 1
+            while True:
+                position = handle.tell()
+                raw = handle.readline()
+                if not raw:
+                    return
+                line += 1
+                if not raw.strip():
+                    continue
+                yield self._parse(position, line, raw)
+
+    def _line_at(self, offset: int) -> int:
+        with self.path.open("rb") as handle:
+            return handle.read(offset).count(b"\n") + 1
+
+    @staticmethod
+    def _parse(position: int, line: int, raw: bytes) -> Row:
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return Row(position, line, str(line), None, "", f"invalid JSON: {exc}")
+        if not isinstance(data, dict):
+            return Row(position, line, str(line), None, "", "not a JSON object")
+        return _row_from_mapping(position, line, data, "content_id", "text", "jurisdiction")
+
+
+class CsvSource:
+    """A CSV file with a header naming ``content_id``, ``text`` and optionally ``jurisdiction``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path)
+
+    def fingerprint(self) -> str:
+        """The file's path, size and modification time."""
+        return _file_fingerprint(self.path)
+
+    def total(self) -> int | None:
+        """Unknown without parsing (quoted fields may hold line breaks)."""
+        return None
+
+    def rows(self, after: int) -> Iterator[Row]:
+        """Rows after row number ``after``."""
+        with self.path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or "text" not in reader.fieldnames:
+                raise ConfigError(f"{self.path}: the CSV header must name a 'text' column")
+            for number, data in enumerate(reader):
+                if number <= after:
+                    continue
+                yield _row_from_mapping(
+                    number, reader.line_num, data, "content_id", "text", "jurisdiction"
+                )
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class SqliteSource:
+    """``sqlite:///path.db?table=posts&id=id&text=body[&jurisdiction=col]``; resumes by rowid."""
+
+    def __init__(self, url: str) -> None:
+        # As in SQLAlchemy: sqlite:///relative.db, sqlite:////absolute/path.db.
+        location, _, raw_query = url.removeprefix("sqlite:").removeprefix("//").partition("?")
+        query = {k: v[-1] for k, v in parse_qs(raw_query).items()}
+        path = Path(location.removeprefix("/"))
+        if not path.is_file():
+            raise ConfigError(f"{url}: no SQLite file at {path}")
+        for key in ("table", "text"):
+            if not query.get(key):
+                raise ConfigError(f"{url}: give ?{key}=... (e.g. ?table=posts&id=id&text=body)")
+        for key in ("table", "id", "text", "jurisdiction"):
+            if key in query and not _IDENTIFIER.fullmatch(query[key]):
+                raise ConfigError(f"{url}: ?{key}= must be a plain SQL name, got {query[key]!r}")
+        self.path = path
+        self.name = url
+        self._table = query["table"]
+        self._id = query.get("id", "rowid")
+        self._text = query["text"]
+        self._jurisdiction = query.get("jurisdiction")
+        with self._connect() as db:
+            columns = {row[1] for row in db.execute(f'PRAGMA table_info("{self._table}")')}
+        # Names are checked against _IDENTIFIER above, so quoting them is safe below.
+        if not columns:
+            raise ConfigError(f"{url}: no table {self._table!r}")
+        wanted = [self._text, *(c for c in (self._id, self._jurisdiction) if c and c != "rowid")]
+        missing = [c for c in wanted if c not in columns]
+        if missing:
+            raise ConfigError(
+                f"{url}: table {self._table!r} has no column {missing}; has {sorted(columns)}"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)
+
+    def fingerprint(self) -> str:
+        """The file, the table and the row count."""
+        with self._connect() as db:
+            (count,) = db.execute(f'SELECT count(*) FROM "{self._table}"').fetchone()  # noqa: S608
+        return f"{self.path.resolve()}:{self._table}:{count}"
+
+    def total(self) -> int | None:
+        """Rows in the table."""
+        with self._connect() as db:
+            (count,) = db.execute(f'SELECT count(*) FROM "{self._table}"').fetchone()  # noqa: S608
+        return int(count)
+
+    def rows(self, after: int) -> Iterator[Row]:
+        """Rows with rowid greater than ``after``, in rowid order."""
+        jurisdiction = f'"{self._jurisdiction}"' if self._jurisdiction else "''"
+        ident = "rowid" if self._id == "rowid" else f'"{self._id}"'
+        # Names are checked against _IDENTIFIER, so quoting them is safe.
+        columns = f'rowid, {ident}, "{self._text}", {jurisdiction}'
+        query = f'SELECT {columns} FROM "{self._table}" WHERE rowid > ? ORDER BY rowid'  # noqa: S608
+        with self._connect() as db:
+            for rowid, ident_value, text, jur in db.execute(query, (after,)):
+                data = {"id": ident_value, "text": text, "jurisdiction": jur or ""}
+                yield _row_from_mapping(int(rowid), int(rowid), data, "id", "text", "jurisdiction")
+
+
+def open_source(spec: str) -> Source:
+    """The source for ``--input``: a ``sqlite:///`` URL, or a .jsonl/.csv file."""
+    if spec.startswith("sqlite:"):
+        return SqliteSource(spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(f"--input: no such file {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return JsonlSource(path)
+    if suffix == ".csv":
+        return CsvSource(path)
+    raise ConfigError(f"--input: {path}: unknown format {suffix!r}; use .jsonl, .csv or sqlite:///")
+
+
+@dataclass
+class Summary:
+    """Counts of a run (kept in the checkpoint, so a resumed run reports the whole)."""
+
+    items: int = 0
+    errors: int = 0
+    duplicates: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+    categories: Counter[str] = field(default_factory=Counter)
+    escalations: Counter[str] = field(default_factory=Counter)
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    seconds: float = 0.0
+
+    def to_json(self) -> str:
+        """For the checkpoint."""
+        return json.dumps(self.__dict__, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str) -> Summary:
+        """From the checkpoint."""
+        data = json.loads(raw)
+        for key in ("decisions", "categories", "escalations"):
+            data[key] = Counter(data[key])
+        return cls(**data)
+
+    def render(self) -> str:
+        """The report printed at the end."""
+        rate = self.items / self.seconds if self.seconds else 0.0
+        lines = [
+            f"{self.items} items answered, {self.errors} bad rows, {self.duplicates} duplicates "
+            f"judged once, in {self.seconds:.1f} s ({rate:,.0f} items/s)",
+            "decisions: " + _counts(self.decisions),
+            "categories: " + (_counts(self.categories) or "none"),
+            "escalations: " + _counts(self.escalations),
+            f"model: {self.model_calls} calls, {self.prompt_tokens} prompt and "
+            f"{self.completion_tokens} completion tokens, cost {self.cost:.6f}",
+        ]
+        return "\n".join(lines)
+
+
+def _counts(counter: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+class Checkpoint:
+    """The SQLite sidecar: committed position, committed file lengths, counts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1),"
+            " input TEXT NOT NULL, position INTEGER NOT NULL, output_bytes INTEGER NOT NULL,"
+            " error_bytes INTEGER NOT NULL, summary TEXT NOT NULL, done INTEGER NOT NULL) STRICT"
+        )
+
+    def load(self) -> tuple[str, int, int, int, Summary, bool] | None:
+        """The last commit, or None for a fresh run."""
+        row = self._db.execute(
+            "SELECT input, position, output_bytes, error_bytes, summary, done FROM checkpoint"
+        ).fetchone()
+        if row is None:
+            return None
+        return row[0], row[1], row[2], row[3], Summary.from_json(row[4]), bool(row[5])
+
+    def commit(
+        self,
+        fingerprint: str,
+        position: int,
+        output_bytes: int,
+        error_bytes: int,
+        summary: Summary,
+        done: bool = False,
+    ) -> None:
+        """Record a chunk as done (after its lines are on disk)."""
+        self._db.execute(
+            "INSERT INTO checkpoint VALUES (1, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+            " input = excluded.input, position = excluded.position,"
+            " output_bytes = excluded.output_bytes, error_bytes = excluded.error_bytes,"
+            " summary = excluded.summary, done = excluded.done",
+            (fingerprint, position, output_bytes, error_bytes, summary.to_json(), int(done)),
+        )
+
+    def close(self) -> None:
+        """Close the sidecar."""
+        self._db.close()
+
+
+class Progress:
+    """One line on a terminal: items/s, ETA, escalations, errors. Silent otherwise."""
+
+    def __init__(self, total: int | None, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self._enabled = self._stream.isatty()
+        self._total = total
+        self._began = time.monotonic()
+        self._last = 0.0
+
+    def update(self, done: int, summary: Summary, *, final: bool = False) -> None:
+        """Redraw at most five times a second."""
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        if not final and now - self._last < 0.2:
+            return
+        self._last = now
+        elapsed = max(now - self._began, 1e-9)
+        rate = done / elapsed
+        eta = ""
+        if self._total and rate > 0 and done < self._total:
+            eta = f", ETA {(self._total - done) / rate:,.0f} s"
+        total = f"/{self._total}" if self._total else ""
+        escalated = sum(v for k, v in summary.escalations.items() if k != "NOT_NEEDED")
+        self._stream.write(
+            f"\r{done}{total} items, {rate:,.0f}/s{eta}, {escalated} escalated, "
+            f"{summary.errors} errors   "
+        )
+        if final:
+            self._stream.write("\n")
+        self._stream.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOptions:
+    """How to run."""
+
+    jurisdiction: str = ""
+    use_model: bool = True
+    concurrency: int = 32
+    overwrite: bool = False
+    chunk: int = CHUNK
+
+
+def _truncate(path: Path, size: int) -> None:
+    with path.open("ab") as handle:
+        handle.truncate(size)
+
+
+def _sync(handle: Any) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _open_run(
+    source: Source, output: Path, errors_path: Path, overwrite: bool
+) -> tuple[Checkpoint, str, tuple[int, Summary, bool] | None]:
+    """Open the checkpoint; on a resume, cut both files back to what was committed."""
+    checkpoint_path = output.with_name(output.name + ".checkpoint")
+    if overwrite:
+        for path in (output, errors_path, checkpoint_path):
+            path.unlink(missing_ok=True)
+        for suffix in ("-wal", "-shm"):
+            Path(str(checkpoint_path) + suffix).unlink(missing_ok=True)
+    checkpoint = Checkpoint(checkpoint_path)
+    fingerprint = source.fingerprint()
+    state = checkpoint.load()
+    if state is None:
+        if output.exists() and output.stat().st_size > 0:
+            checkpoint.close()
+            raise ConfigError(
+                f"{output} exists and is not a run of ours; use --overwrite or another --output"
+            )
+        return checkpoint, fingerprint, None
+    saved_input, position, out_bytes, err_bytes, summary, done = state
+    if saved_input != fingerprint:
+        checkpoint.close()
+        raise ConfigError(
+            f"{output} belongs to a run over different input ({saved_input}); "
+            "use --overwrite to start afresh or another --output"
+        )
+    if not done:
+        output.touch()
+        errors_path.touch()
+        _truncate(output, out_bytes)
+        _truncate(errors_path, err_bytes)
+        log.info("batch.resuming", position=position, items=summary.items)
+    return checkpoint, fingerprint, (position, summary, done)
+
+
+async def run_batch(
+    moderator: Moderator,
+    source: Source,
+    output: Path,
+    options: BatchOptions,
+    *,
+    to_json: Callable[[ModerationResult], Mapping[str, Any]],
+    progress: Progress | None = None,
+) -> Summary:
+    """Judge every row of ``source`` into ``output`` (JSONL), resuming a killed run."""
+    errors_path = output.with_name(output.name + ".errors.jsonl")
+    checkpoint, fingerprint, resumed = _open_run(source, output, errors_path, options.overwrite)
+    if resumed is None:
+        position, summary = -1, Summary()
+    else:
+        position, summary, done = resumed
+        if done:
+            checkpoint.close()
+            log.info("batch.already_done", items=summary.items)
+            return summary
+    began = time.monotonic() - summary.seconds
+    memo: OrderedDict[tuple[str, str], ModerationResult] = OrderedDict()
+    mode = EscalationMode.AUTO if options.use_model else EscalationMode.NEVER
+    try:
+        with output.open("ab") as out, errors_path.open("ab") as err:
+            chunk: list[Row] = []
+            for row in source.rows(position):
+                chunk.append(row)
+                if len(chunk) >= options.chunk:
+                    position = await _chunk(
+                        moderator, chunk, options, mode, memo, summary, out, err, to_json
+                    )
+                    summary.seconds = time.monotonic() - began
+                    _spend(moderator, summary)
+                    checkpoint.commit(fingerprint, position, out.tell(), err.tell(), summary)
+                    if progress:
+                        progress.update(summary.items + summary.errors, summary)
+                    chunk = []
+            if chunk:
+                position = await _chunk(
+                    moderator, chunk, options, mode, memo, summary, out, err, to_json
+                )
+            summary.seconds = time.monotonic() - began
+            _spend(moderator, summary)
+            checkpoint.commit(fingerprint, position, out.tell(), err.tell(), summary, done=True)
+            if progress:
+                progress.update(summary.items + summary.errors, summary, final=True)
+    finally:
+        checkpoint.close()
+    return summary
+
+
+def _spend(moderator: Moderator, summary: Summary) -> None:
+    spend = getattr(moderator.escalator, "spend", None)
+    if spend is not None:
+        summary.model_calls += spend.calls
+        summary.prompt_tokens += spend.prompt_tokens
+        summary.completion_tokens += spend.completion_tokens
+        summary.cost += spend.cost
+        spend.calls = spend.prompt_tokens = spend.completion_tokens = 0
+        spend.cost = 0.0
+
+
+async def _chunk(
+    moderator: Moderator,
+    rows: list[Row],
+    options: BatchOptions,
+    mode: EscalationMode,
+    memo: OrderedDict[tuple[str, str], ModerationResult],
+    summary: Summary,
+    out: Any,
+    err: Any,
+    to_json: Callable[[ModerationResult], Mapping[str, Any]],
+) -> int:
+    """Judge one chunk, write it in input order, flush to disk; returns its last position."""
+    answers: dict[int, ModerationResult] = {}
+    problems: dict[int, str] = {}
+    fresh: dict[tuple[str, str], list[int]] = defaultdict(list)
+    contents: list[Content] = []
+    for index, row in enumerate(rows):
+        if row.problem is not None or row.text is None:
+            problems[index] = row.problem or "missing text"
+            continue
+        jurisdiction = row.jurisdiction or options.jurisdiction
+        content = Content(
+            text=row.text, content_id=row.content_id, jurisdiction=jurisdiction, escalation=mode
+        )
+        try:
+            moderator.validate(content)
+        except InvalidRequest as error:
+            problems[index] = str(error)
+            continue
+        key = (row.text, jurisdiction)
+        seen = memo.get(key)
+        if seen is not None:
+            answers[index] = replace(seen, content_id=row.content_id)
+            summary.duplicates += 1
+            continue
+        if key not in fresh:
+            contents.append(content)
+        else:
+            summary.duplicates += 1
+        fresh[key].append(index)
+    results = await moderator.moderate_many(contents, concurrency=options.concurrency)
+    for content, result in zip(contents, results, strict=True):
+        key = (content.text, content.jurisdiction)
+        memo[key] = result
+        if len(memo) > MEMO_SIZE:
+            memo.popitem(last=False)
+        for index in fresh[key]:
+            answers[index] = replace(result, content_id=rows[index].content_id)
+    lines: list[bytes] = []
+    error_lines: list[bytes] = []
+    for index, row in enumerate(rows):
+        if index in problems:
+            summary.errors += 1
+            error_lines.append(
+                json.dumps(
+                    {"line": row.line, "content_id": row.content_id, "reason": problems[index]},
+                    ensure_ascii=False,
+                ).encode()
+                + b"\n"
+            )
+            continue
+        result = answers[index]
+        summary.items += 1
+        summary.decisions[result.decision.name] += 1
+        summary.escalations[result.escalation.status.name] += 1
+        for label in result.labels:
+            summary.categories[label.category.name] += 1
+        lines.append(
+            json.dumps(to_json(result), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        )
+    out.write(b"".join(lines))
+    err.write(b"".join(error_lines))
+    _sync(out)
+    _sync(err)
+    return rows[-1].position
+
+
+@dataclass
+class Comparison:
+    """What changed between a previous output and this one."""
+
+    compared: int = 0
+    unchanged: int = 0
+    only_before: int = 0
+    only_now: int = 0
+    transitions: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    added: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    removed: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def render(self, examples: int = 5) -> str:
+        """The report a policy owner reads after a rerun."""
+        lines = [
+            f"compared {self.compared} items: {self.unchanged} unchanged, "
+            f"{self.compared - self.unchanged} changed; {self.only_before} only before, "
+            f"{self.only_now} only now",
+        ]
+        for title, table in (
+            ("decision changes", self.transitions),
+            ("categories added", self.added),
+            ("categories removed", self.removed),
+        ):
+            if table:
+                lines.append(f"{title}:")
+                for key, ids in sorted(table.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+                    lines.append(f"  {key}: {len(ids)} (e.g. {', '.join(ids[:examples])})")
+        return "\n".join(lines)
+
+
+def _answers(path: Path) -> dict[str, tuple[str, frozenset[str]]]:
+    found: dict[str, tuple[str, frozenset[str]]] = {}
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            data = json.loads(line)
+            categories = frozenset(label["category"] for label in data.get("labels", []))
+            found[str(data["content_id"])] = (data["decision"], categories)
+    return found
+
+
+def compare(previous: Path, current: Path) -> Comparison:
+    """Decision and category transitions, by content_id, with example ids."""
+    before, now = _answers(previous), _answers(current)
+    report = Comparison()
+    report.only_before = len(before.keys() - now.keys())
+    report.only_now = len(now.keys() - before.keys())
+    for content_id in sorted(before.keys() & now.keys()):
+        (old_decision, old_categories), (new_decision, new_categories) = (
+            before[content_id],
+            now[content_id],
+        )
+        report.compared += 1
+        if old_decision == new_decision and old_categories == new_categories:
+            report.unchanged += 1
+            continue
+        if old_decision != new_decision:
+            report.transitions[f"{old_decision} -> {new_decision}"].append(content_id)
+        for category in sorted(new_categories - old_categories):
+            report.added[category].append(content_id)
+        for category in sorted(old_categories - new_categories):
+            report.removed[category].append(content_id)
+    return report
