@@ -24,7 +24,7 @@ import httpx
 
 from moderation import __version__
 from moderation.batch import BatchOptions, Progress, Summary, compare, open_source, run_batch
-from moderation.detect import DETECTORS, PatternDetector
+from moderation.detect import DETECTORS, PatternDetector, QuickScreen
 from moderation.domain import Content, EscalationMode
 from moderation.errors import ConfigError, InvalidRequest
 from moderation.escalation import ModelEscalator, VerdictCache
@@ -101,6 +101,7 @@ def build_moderator(
         fingerprint=Fingerprinter(settings.log_hash_key.get_secret_value().encode()),
         escalator=escalator,
         max_text_chars=settings.max_text_chars,
+        quick=QuickScreen(normalizer, lexicon),
     )
 
 
@@ -153,7 +154,7 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"moderation check: text {index}: {error}", file=sys.stderr)
                 status = 2
                 continue
-            line = convert.to_json(convert.to_response(result))
+            line = convert.result_json(result)
             print(json.dumps(line, ensure_ascii=False, separators=(",", ":")), flush=True)
         return status
 
@@ -205,6 +206,8 @@ def _cmd_batch(settings: Settings, args: argparse.Namespace) -> int:
         settings = settings.model_copy(
             update={"cache_path": output.with_name(output.name + ".verdicts.db")}
         )
+    if args.engine == "ray":
+        return _batch_on_ray(settings, args, output)
     source = open_source(args.input)
     moderator = build_moderator(settings, use_model=not args.no_llm)
     options = BatchOptions(
@@ -228,7 +231,7 @@ def _cmd_batch(settings: Settings, args: argparse.Namespace) -> int:
                 source,
                 output,
                 options,
-                to_json=lambda result: convert.to_json(convert.to_response(result)),
+                to_json=convert.result_json,
                 progress=Progress(source.total()),
             )
         finally:
@@ -238,6 +241,32 @@ def _cmd_batch(settings: Settings, args: argparse.Namespace) -> int:
     print(summary.render())
     if args.compare:
         print(compare(Path(args.compare), output).render())
+    return 0
+
+
+def _batch_on_ray(settings: Settings, args: argparse.Namespace, output: Path) -> int:
+    try:
+        from moderation.ray_batch import run_on_ray
+    except ImportError:
+        print(
+            "moderation batch: --engine ray needs the extra: pip install 'moderation[ray]'",
+            file=sys.stderr,
+        )
+        return 2
+    source = Path(args.input)
+    if not source.is_file() or source.suffix.lower() not in (".jsonl", ".ndjson"):
+        print("moderation batch: --engine ray reads a JSONL file (--input)", file=sys.stderr)
+        return 2
+    summary = run_on_ray(
+        settings,
+        source,
+        output,
+        jurisdiction=(args.jurisdiction or "").strip().upper(),
+        use_model=not args.no_llm,
+        address=args.ray_address,
+        actors=args.actors,
+    )
+    print(summary.render())
     return 0
 
 
@@ -302,6 +331,14 @@ def parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--compare", metavar="PREVIOUS.jsonl", help="report what changed since a previous output"
     )
+    batch.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local (resumable, default) or ray (Ray Data, the moderation[ray] extra)",
+    )
+    batch.add_argument("--ray-address", help="Ray cluster address (default: a local instance)")
+    batch.add_argument("--actors", type=int, default=2, help="Ray actors (default 2)")
     batch.set_defaults(run=_cmd_batch)
 
     evaluation = commands.add_parser(

@@ -291,6 +291,8 @@ class Lexicon:
         self._terms = frozenset(e.term for e in self.entries if not (e.group or e.negative))
         self._characters = _Automaton(characters)
         self._sounds = _Automaton(sounds)
+        # Every character pattern (split forms and masks included), for the quick check.
+        self._any_pattern = daachorse.CharwiseDoubleArrayAhoCorasick(list(characters))
         self._latin = {p: p.isascii() and p.replace("*", "").isalnum() for p in characters}
         contexts = sorted({c for e in self.entries for c in e.allow})
         self._contexts = _Automaton({c: [] for c in contexts})
@@ -341,6 +343,15 @@ class Lexicon:
     def sizes(self) -> Mapping[str, int]:
         """Patterns per automaton (characters incl. split and masked forms; pinyin keys)."""
         return {"characters": len(self._characters), "sounds": len(self._sounds)}
+
+    def might_match(self, folded: str) -> bool:
+        """False only when no entry can match ``folded`` in any view (a quick superset test).
+
+        Ignores word boundaries and allow contexts, so it errs only towards True.
+        """
+        if self._any_pattern.find(folded):
+            return True
+        return bool(self._sounds.find(self._phonetics.view(folded).codes))
 
     def scan(self, text: Normalized) -> list[Hit]:
         """Every hit in a normalized text, minus those inside one of their allow contexts."""

@@ -378,6 +378,39 @@ class Normalizer:
         self._leet = re.compile(r"(?<=[a-z])[013457@$](?=[a-z])")
         self._digit_runs = re.compile(r"[0-9]+")
         self._digit_map = {row[0]: row[1] for row in _data("digits.tsv")}
+        # What the context steps could act on (see quick_fold).
+        self._quick_veto = re.compile(
+            rf"([{HAN}a-z])\1\1"  # a repeat run
+            r"|[a-z][013457@$][a-z]"  # leetspeak
+            rf"|[{HAN}]{SEPARATOR}|{SEPARATOR}[{HAN}]"  # a separator touching Chinese
+            rf"|(?<![a-z0-9])[a-z]{SEPARATOR}+[a-z](?![a-z0-9])"  # single letters spelled apart
+        )
+
+    def quick_fold(self, text: str) -> Normalized | None:
+        """The context-free folding alone, when the context steps certainly change nothing.
+
+        None when they might: a character that folds to zero or several, a run of three, a
+        digit word, a digit among letters, single letters spelled apart, or a separator
+        touching a Chinese character. Otherwise the folded text *is* the normalized text.
+        """
+        folded = text.translate(self._table)
+        if _IRREGULAR in folded or _ASTRAL.search(text) or self._quick_veto.search(folded):
+            return None
+        if not _DIGITS.isdisjoint(folded) and any(
+            run in self._digit_map for run in self._digit_runs.findall(folded)
+        ):
+            return None
+        steps: set[str] = set()
+        if folded != text:
+            for ch in self._changed.intersection(text):
+                steps.update(self._fold_steps[ch])
+        return Normalized(
+            original=text,
+            text=folded,
+            steps=frozenset(steps),
+            folded_variants=self._fold_variants,
+            folded=folded,
+        )
 
     def fold_char(self, ch: str) -> tuple[str, tuple[str, ...]]:
         """The context-free folding of one character and the steps that fired."""

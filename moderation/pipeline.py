@@ -85,7 +85,11 @@ class Screening:
 
 
 class Moderator:
-    """Judges content. Build once at start; ``moderate`` is safe to call concurrently."""
+    """Judges content. Build once at start; ``moderate`` is safe to call concurrently.
+
+    ``quick`` may answer "nothing here" for a text without normalizing it fully (the common,
+    clean case); it must never say so of a text any detector would flag.
+    """
 
     def __init__(
         self,
@@ -97,8 +101,10 @@ class Moderator:
         fingerprint: Callable[[str], str],
         escalator: Escalator | None = None,
         max_text_chars: int = 20_000,
+        quick: Callable[[str], Normalized | None] | None = None,
     ) -> None:
         self._normalize = normalizer
+        self._quick = quick
         self._detectors = tuple(detectors)
         self.policies = policies
         self.lexicon_version = lexicon_version
@@ -144,10 +150,12 @@ class Moderator:
     def screen(self, content: Content) -> Screening:
         """Validate, normalize, detect and triage: the pure, synchronous part."""
         policy = self.validate(content)
-        normalized = self._normalize(content.text)
         findings: list[Finding] = []
-        for detector in self._detectors:
-            findings.extend(detector.detect(normalized, policy.jurisdiction))
+        normalized = self._quick(content.text) if self._quick is not None else None
+        if normalized is None:
+            normalized = self._normalize(content.text)
+            for detector in self._detectors:
+                findings.extend(detector.detect(normalized, policy.jurisdiction))
         findings = decide.enabled(findings, policy)
         return Screening(
             content=content,

@@ -8,17 +8,25 @@ with a fixed seed so every run sees the same messages. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
+import json
 import os
 import platform
 import random
 import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
+from moderation.batch import BatchOptions, open_source, run_batch
 from moderation.cli import build_moderator
 from moderation.domain import Content, EscalationMode
 from moderation.log import configure
+from moderation.rpc import convert
 from moderation.settings import Settings
 
 CLEAN = [
@@ -74,12 +82,68 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+async def batch_heuristics(count: int, folder: Path) -> tuple[float, int]:
+    """Items/s of ``run_batch`` end to end (read, judge, write, checkpoint), no model."""
+    source = folder / "bench-in.jsonl"
+    with source.open("w", encoding="utf-8") as handle:
+        for i, text in enumerate(messages(count, 0.2, seed=5)):
+            handle.write(
+                json.dumps({"content_id": str(i), "text": f"{text}{i}"}, ensure_ascii=False) + "\n"
+            )
+    moderator = build_moderator(Settings(), use_model=False)
+    output = folder / "bench-out.jsonl"
+    summary = await run_batch(
+        moderator,
+        open_source(str(source)),
+        output,
+        BatchOptions(use_model=False, overwrite=True),
+        to_json=convert.result_json,
+    )
+    return summary.items / summary.seconds, summary.items
+
+
+def start_fake_model(latency: float) -> tuple[subprocess.Popen[str], int]:
+    """A fake model answering in ``latency`` s, in its own process as a real endpoint is."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_llm", str(latency)], stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None
+    return server, int(server.stdout.readline())
+
+
+async def batch_with_model(count: int, in_flight: int, port: int, folder: Path) -> float:
+    """Items/s of a batch whose every item goes to the fake model on ``port``."""
+    source = folder / "bench-model-in.jsonl"
+    with source.open("w", encoding="utf-8") as handle:
+        for i in range(count):
+            row = {"content_id": str(i), "text": f"一起溜冰吗{i}"}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    settings = Settings(
+        llm_base_url=f"http://127.0.0.1:{port}/v1", llm_api_key="bench", llm_max_in_flight=in_flight
+    )
+    moderator = build_moderator(settings)
+    try:
+        summary = await run_batch(
+            moderator,
+            open_source(str(source)),
+            folder / "bench-model-out.jsonl",
+            BatchOptions(concurrency=in_flight, overwrite=True),
+            to_json=convert.result_json,
+        )
+    finally:
+        await moderator.aclose()
+    if summary.model_calls != count:
+        raise RuntimeError(f"expected {count} model calls, saw {summary.model_calls}")
+    return summary.items / summary.seconds
+
+
 def main() -> None:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--dirty", type=float, default=0.2, help="share with a bad word")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-items", type=int, default=50_000)
     args = parser.parse_args()
 
     configure("WARNING", stream=open(os.devnull, "w"))  # noqa: SIM115 - lives for the run
@@ -130,6 +194,25 @@ def main() -> None:
         f"{', '.join(f'{p:.1f}' for p in p99s)} |"
     )
     print(f"| RSS with the full lexicon, MB | {loaded:.0f} | before loading {before:.0f} |")
+
+    with tempfile.TemporaryDirectory() as folder:
+        rate, items = asyncio.run(batch_heuristics(args.batch_items, Path(folder)))
+        print(
+            f"| batch, heuristics only, end to end (JSONL in and out, checkpoints), items/s "
+            f"| {rate:,.0f} | {items} items |"
+        )
+        for in_flight, latency in ((8, 0.1), (32, 0.1), (32, 0.25)):
+            count = in_flight * 16
+            server, port = start_fake_model(latency)
+            try:
+                rate = asyncio.run(batch_with_model(count, in_flight, port, Path(folder)))
+            finally:
+                server.kill()
+                server.wait()
+            print(
+                f"| batch, every item to a fake model of {latency * 1000:.0f} ms, {in_flight} in "
+                f"flight, items/s | {rate:,.0f} | N/L = {in_flight / latency:,.0f} |"
+            )
 
 
 if __name__ == "__main__":

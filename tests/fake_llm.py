@@ -147,3 +147,19 @@ class FakeModel:
             pass
         finally:
             writer.close()
+
+
+async def _serve_forever(delay: float) -> None:
+    server = FakeModel()
+    server.default = lambda request: Answer(delay=delay)
+    await server.start()
+    print(server.port, flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    # ``python -m tests.fake_llm DELAY``: serve on an ephemeral port (printed) until killed, so
+    # a benchmark can put the fake model in its own process.
+    import sys
+
+    asyncio.run(_serve_forever(float(sys.argv[1]) if len(sys.argv) > 1 else 0.0))

@@ -37,7 +37,7 @@ TEXTS = [
 
 def to_json(result: Any) -> Any:
     """The JSON form, as the CLI writes it."""
-    return convert.to_json(convert.to_response(result))
+    return convert.result_json(result)
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:

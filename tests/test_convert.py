@@ -1,0 +1,90 @@
+"""The JSON form written directly equals the protobuf JSON printer's, field for field."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from moderation.domain import (
+    Category,
+    Decision,
+    Escalation,
+    EscalationStatus,
+    Evidence,
+    Label,
+    ModerationResult,
+    Severity,
+    Source,
+    Variant,
+)
+from moderation.pipeline import Moderator
+from moderation.rpc import convert
+from tests.corpus_cases import judge, load
+
+evidence = st.builds(
+    Evidence,
+    start=st.integers(0, 10_000),
+    end=st.integers(0, 10_000),
+    text=st.text(max_size=5),
+    term=st.text(max_size=5),
+    variant=st.sampled_from(Variant),
+)
+labels = st.builds(
+    Label,
+    category=st.sampled_from(Category),
+    subcategory=st.text(max_size=8),
+    severity=st.sampled_from(Severity),
+    confidence=st.floats(0, 1),
+    source=st.sampled_from(Source),
+    evidence=st.lists(evidence, max_size=3).map(tuple),
+    rationale=st.text(max_size=20),
+)
+results = st.builds(
+    ModerationResult,
+    content_id=st.text(max_size=10),
+    decision=st.sampled_from(Decision),
+    labels=st.lists(labels, max_size=3).map(tuple),
+    escalation=st.builds(
+        Escalation,
+        status=st.sampled_from(EscalationStatus),
+        reason=st.text(max_size=10),
+        model=st.text(max_size=10),
+        latency_s=st.floats(0, 100),
+        truncated=st.booleans(),
+    ),
+    jurisdiction=st.sampled_from(["CN", "US", "GLOBAL"]),
+    policy_version=st.text(max_size=10),
+    lexicon_version=st.text(max_size=10),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(results)
+def test_direct_json_equals_the_printer(result: ModerationResult) -> None:
+    """Any result: the direct mapping and MessageToDict agree."""
+    assert convert.result_json(result) == convert.to_json(convert.to_response(result))
+
+
+@pytest.mark.parametrize("seconds", [0, 0.12, 1.5, 0.000123, 2.000000001, 12.345678])
+def test_durations(seconds: float) -> None:
+    """Durations print with 0, 3, 6 or 9 fractional digits, as proto3 JSON wants."""
+    result = ModerationResult(
+        "x",
+        Decision.ALLOW,
+        (),
+        Escalation(EscalationStatus.RESOLVED, latency_s=seconds),
+        "GLOBAL",
+        "v",
+        "l",
+    )
+    assert convert.result_json(result) == convert.to_json(convert.to_response(result))
+
+
+def test_corpus_results(moderator: Moderator) -> None:
+    """Real results of the corpus convert the same both ways."""
+    for case in itertools.islice(load(), 0, None, 3):
+        result = judge(moderator, case).result
+        assert convert.result_json(result) == convert.to_json(convert.to_response(result))
