@@ -31,7 +31,7 @@ class _Judge:
     """A Ray Data actor: one ``Moderator`` per actor, a batch of JSONL lines per call."""
 
     def __init__(self, settings: dict[str, Any], jurisdiction: str, use_model: bool) -> None:
-        from moderation.cli import build_moderator
+        from moderation.compose import build_moderator
         from moderation.domain import EscalationMode
         from moderation.log import configure
         from moderation.rpc import convert

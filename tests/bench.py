@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from moderation.batch import BatchOptions, open_source, run_batch
-from moderation.cli import build_moderator
+from moderation.compose import build_moderator
 from moderation.domain import Content, EscalationMode
 from moderation.log import configure
 from moderation.rpc import convert

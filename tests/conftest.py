@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 
-from moderation.cli import build_moderator
+from moderation.compose import build_moderator
 from moderation.log import configure
 from moderation.pipeline import Moderator
 from moderation.rpc.server import ServerOptions, Service, start

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from moderation.batch import BatchOptions, compare, open_source, run_batch
-from moderation.cli import build_moderator
+from moderation.compose import build_moderator
 from moderation.errors import ConfigError
 from moderation.rpc import convert
 from moderation.settings import Settings

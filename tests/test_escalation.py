@@ -13,7 +13,7 @@ import grpc
 import httpx
 import pytest
 
-from moderation.cli import build_moderator
+from moderation.compose import build_moderator
 from moderation.domain import Content, Decision, EscalationMode, EscalationStatus
 from moderation.escalation import VERDICT_SCHEMA
 from moderation.pipeline import Moderator

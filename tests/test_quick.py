@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moderation.cli import load_prefilter
+from moderation.compose import load_prefilter
 from moderation.detect import DETECTORS, QuickScreen
 from tests.corpus_cases import load
 

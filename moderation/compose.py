@@ -1,0 +1,84 @@
+"""The composition root: settings -> the objects the doors share (no door of its own).
+
+``build_moderator`` is what ``serve``, ``check``, ``batch`` and the Ray actors all call.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import httpx
+
+from moderation.detect import DETECTORS, PatternDetector, QuickScreen
+from moderation.escalation import ModelEscalator, VerdictCache
+from moderation.lexicon import Lexicon, load_lexicon
+from moderation.llm import ChatClient, ClientOptions
+from moderation.log import Fingerprinter
+from moderation.normalize import Normalizer
+from moderation.phonetic import Phonetics
+from moderation.pipeline import Moderator
+from moderation.policy import load_policies
+from moderation.settings import Settings
+
+
+@functools.cache
+def load_prefilter() -> tuple[Normalizer, Lexicon]:
+    """The normalizer and the compiled embedded lexicon: built once per process, immutable."""
+    normalizer = Normalizer()
+    return normalizer, load_lexicon(normalizer, Phonetics())
+
+
+def build_escalator(settings: Settings, http: httpx.AsyncClient | None = None) -> ModelEscalator:
+    """The model escalator from settings (``http`` lets tests bring their own transport)."""
+    options = ClientOptions(
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key.get_secret_value(),
+        model=settings.llm_model,
+        fallback_models=settings.fallback_models,
+        attempt_timeout_s=settings.llm_timeout_seconds,
+        budget_s=settings.llm_budget_seconds,
+        max_attempts=settings.llm_max_attempts,
+        backoff_base_s=settings.llm_backoff_seconds,
+        max_in_flight=settings.llm_max_in_flight,
+        breaker_failures=settings.llm_breaker_failures,
+        breaker_cooldown_s=settings.llm_breaker_cooldown_seconds,
+        max_tokens=settings.llm_max_tokens,
+        app_url=settings.llm_app_url,
+        app_title=settings.llm_app_title,
+    )
+    client = http or httpx.AsyncClient(
+        limits=httpx.Limits(
+            max_connections=settings.llm_max_in_flight,
+            max_keepalive_connections=settings.llm_max_in_flight,
+        ),
+    )
+    cache = VerdictCache(settings.cache_size, settings.cache_path)
+    return ModelEscalator(
+        ChatClient(options, client),
+        PatternDetector(),
+        cache,
+        max_content_tokens=settings.llm_max_content_tokens,
+    )
+
+
+def build_moderator(
+    settings: Settings, *, use_model: bool = True, http: httpx.AsyncClient | None = None
+) -> Moderator:
+    """Load policies and the lexicon, compile the detectors, and wire the ``Moderator``.
+
+    The model is wired when ``use_model`` and a key is configured; otherwise escalated items
+    are answered by the heuristics and say the model was unavailable.
+    """
+    normalizer, lexicon = load_prefilter()
+    policies = load_policies(settings.policy_dir, default=settings.default_jurisdiction)
+    escalator = build_escalator(settings, http) if use_model and settings.llm_enabled else None
+    return Moderator(
+        normalizer=normalizer,
+        detectors=[factory(lexicon) for factory in DETECTORS.values()],
+        policies=policies,
+        lexicon_version=lexicon.version,
+        fingerprint=Fingerprinter(settings.log_hash_key.get_secret_value().encode()),
+        escalator=escalator,
+        max_text_chars=settings.max_text_chars,
+        quick=QuickScreen(normalizer, lexicon),
+    )
