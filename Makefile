@@ -62,6 +62,10 @@ check: proto ## Fail when the committed generated code drifts from proto/
 bench: $(STAMP) ## Measure throughput, latency and memory (see BENCHMARKS.md)
 	$(BIN)/python -m tests.bench
 
+.PHONY: load
+load: $(STAMP) ## Load the server on loopback next to a bare echo server (see BENCHMARKS.md)
+	$(BIN)/python -m tests.load
+
 .PHONY: fmt
 fmt: $(STAMP) ## Format and auto-fix
 	$(BIN)/ruff format .

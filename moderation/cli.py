@@ -17,6 +17,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from moderation import __version__
@@ -26,8 +27,10 @@ from moderation.domain import Content, EscalationMode
 from moderation.errors import ConfigError, InvalidRequest
 from moderation.evaluate import DatasetError, evaluate, render
 from moderation.log import configure
+from moderation.metrics import Metrics
 from moderation.policy import load_policies
 from moderation.rpc import convert
+from moderation.rpc.access import Gate, load_clients
 from moderation.rpc.server import ServerOptions, probe, serve
 from moderation.settings import Settings
 from moderation.v1 import moderation_pb2 as pb
@@ -46,12 +49,43 @@ def _server_options(settings: Settings, host: str | None, port: int | None) -> S
     )
 
 
+def _read(path: Path | None, variable: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{variable}: cannot read {path}: {exc.strerror}") from exc
+
+
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    moderator = build_moderator(settings)
+    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
+        raise ConfigError(
+            "set both MODERATION_TLS_CERT_FILE and MODERATION_TLS_KEY_FILE, or neither"
+        )
+    if settings.tls_client_ca_file is not None and settings.tls_cert_file is None:
+        raise ConfigError("MODERATION_TLS_CLIENT_CA_FILE (mTLS) needs the server's TLS files too")
+    gate = Gate(load_clients(settings.api_keys_file, settings.api_keys.get_secret_value()))
+    metrics = Metrics() if settings.metrics_port else None
+    moderator = build_moderator(settings, on_result=metrics.observe if metrics else None)
+    options = replace(
+        _server_options(settings, args.host, args.port),
+        tls_cert=_read(settings.tls_cert_file, "MODERATION_TLS_CERT_FILE"),
+        tls_key=_read(settings.tls_key_file, "MODERATION_TLS_KEY_FILE"),
+        tls_client_ca=_read(settings.tls_client_ca_file, "MODERATION_TLS_CLIENT_CA_FILE"),
+    )
+    if metrics is not None:
+        metrics.watch(moderator.escalator)
+        try:
+            metrics.serve(options.host, settings.metrics_port)
+        except OSError as exc:
+            raise ConfigError(
+                f"MODERATION_METRICS_PORT: cannot listen on {settings.metrics_port}: {exc.strerror}"
+            ) from exc
 
     async def run() -> None:
         try:
-            await serve(moderator, _server_options(settings, args.host, args.port))
+            await serve(moderator, options, gate=gate, metrics=metrics)
         finally:
             await moderator.aclose()
 

@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import httpx
 
 from moderation.detect import DETECTORS, PatternDetector, QuickScreen
+from moderation.domain import ModerationResult
 from moderation.escalation import ModelEscalator, VerdictCache
 from moderation.lexicon import Lexicon, load_lexicon
 from moderation.llm import ChatClient, ClientOptions
@@ -62,7 +64,11 @@ def build_escalator(settings: Settings, http: httpx.AsyncClient | None = None) -
 
 
 def build_moderator(
-    settings: Settings, *, use_model: bool = True, http: httpx.AsyncClient | None = None
+    settings: Settings,
+    *,
+    use_model: bool = True,
+    http: httpx.AsyncClient | None = None,
+    on_result: Callable[[ModerationResult], None] | None = None,
 ) -> Moderator:
     """Load policies and the lexicon, compile the detectors, and wire the ``Moderator``.
 
@@ -81,4 +87,5 @@ def build_moderator(
         escalator=escalator,
         max_text_chars=settings.max_text_chars,
         quick=QuickScreen(normalizer, lexicon),
+        on_result=on_result,
     )

@@ -102,9 +102,11 @@ class Moderator:
         escalator: Escalator | None = None,
         max_text_chars: int = 20_000,
         quick: Callable[[str], Normalized | None] | None = None,
+        on_result: Callable[[ModerationResult], None] | None = None,
     ) -> None:
         self._normalize = normalizer
         self._quick = quick
+        self._on_result = on_result
         self._detectors = tuple(detectors)
         self.policies = policies
         self.lexicon_version = lexicon_version
@@ -343,6 +345,8 @@ class Moderator:
         return self._result(screening, decision, ordered, escalation)
 
     def _log(self, screening: Screening, result: ModerationResult, elapsed: float) -> None:
+        if self._on_result is not None:
+            self._on_result(result)
         log.info(
             "moderation.decided",
             content_id=result.content_id,

@@ -87,6 +87,18 @@ class Settings(BaseSettings):
     cache_path: Path | None = None
     """A SQLite file that keeps model verdicts across restarts and batch reruns."""
 
+    api_keys: SecretStr = SecretStr("")
+    """``name=key`` pairs, comma-separated; with keys (or a keys file) every call needs one."""
+    api_keys_file: Path | None = None
+    """A TOML file of clients: name, key_sha256, jurisdictions, rate_per_second, burst."""
+    tls_cert_file: Path | None = None
+    """PEM certificate chain; with the key, the server speaks TLS only."""
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    """PEM CA bundle; when set, clients must present a certificate it signed (mTLS)."""
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    """Port of the Prometheus /metrics endpoint on the same host; 0 turns it off."""
+
     policy_dir: Path | None = None
     """Directory of policy files replacing the embedded ones (for operators)."""
 

@@ -162,3 +162,65 @@ async def test_taken_port_refuses_to_start_saying_so(
     assert second.returncode == 2
     assert b"MODERATION_PORT" in err
     assert b"Traceback" not in err
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_metrics_endpoint_and_no_user_text_in_any_log_line(
+    processes: list[asyncio.subprocess.Process],
+) -> None:
+    """With the model on and DEBUG logs: /metrics serves the figures; no log line at any level
+    holds user text, a matched term or any part of the prompt."""
+    import httpx
+
+    from tests.fake_llm import FakeModel
+
+    fake = FakeModel()
+    await fake.start()
+    port = _free_port()
+    try:
+        process, address, lines = await _spawn(
+            processes,
+            MODERATION_LOG_LEVEL="DEBUG",
+            MODERATION_METRICS_PORT=str(port),
+            MODERATION_LLM_BASE_URL=fake.base_url,
+            MODERATION_LLM_API_KEY="secret-test-key-123",
+        )
+        texts = [*SECRET_TEXTS, "一起溜冰吗私密", "有人溜冰吗 电话13812345678"]
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = pb_grpc.ModerationServiceStub(channel)
+            for i, text in enumerate(texts):
+                reply = await stub.Moderate(pb.ModerateRequest(content_id=f"m{i}", text=text))
+                assert reply.decision
+        async with httpx.AsyncClient() as client:
+            scraped = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+        process.send_signal(signal.SIGTERM)
+        assert await _drain(process, lines) == 0
+    finally:
+        await fake.stop()
+    assert len(fake.requests) >= 2  # the model was really asked
+    for name in (
+        "grpc_server_handled_total",
+        "grpc_server_handling_seconds_bucket",
+        "moderation_decisions_total",
+        "moderation_escalations_total",
+        "moderation_model_requests_total",
+        "moderation_model_tokens_total",
+        "moderation_model_breaker_state",
+        "moderation_verdict_cache_total",
+        "moderation_model_latency_seconds",
+    ):
+        assert name in scraped
+    blob = "".join(lines)
+    assert '"level": "debug"' in blob or "moderation.decided" in blob
+    prompt = fake.requests[0]["messages"][0]["content"]
+    forbidden = [*texts, "傻逼", "溜冰", "草", "六四", "私密", "13812345678", "secret-test-key-123",
+                 prompt[:40], "<<<CONTENT", "Prefilter hints"]  # fmt: skip
+    for fragment in forbidden:
+        assert fragment not in blob, fragment

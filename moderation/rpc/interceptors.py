@@ -8,6 +8,7 @@ message (the details go to the log, by type only: messages may quote user input)
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -18,12 +19,16 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from moderation.errors import InvalidRequest, ModerationError, Overloaded
+from moderation.metrics import Metrics
+from moderation.rpc.access import Gate, PermissionDenied, Unauthenticated, current_client
 
 log = structlog.get_logger("moderation.rpc")
 
 #: Our exceptions and the status code each maps to; the most specific match wins.
 STATUS_BY_ERROR: Mapping[type[BaseException], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ModerationError: grpc.StatusCode.INTERNAL,
 }
@@ -54,25 +59,53 @@ def rich_status(error: BaseException) -> status_pb2.Status:
         status.details.add().Pack(detail)
     elif isinstance(error, Overloaded):
         status.message = str(error)
-        retry = error_details_pb2.RetryInfo(
-            retry_delay=duration_pb2.Duration(seconds=int(error.retry_after), nanos=0)
-        )
-        status.details.add().Pack(retry)
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(1, round(error.retry_after * 1e9)))
+        status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    elif isinstance(error, Unauthenticated | PermissionDenied):
+        status.message = str(error)
     else:
         status.code = code_pb2.INTERNAL
         status.message = "internal error"
     return status
 
 
-async def _abort(
-    context: grpc.aio.ServicerContext[Any, Any], error: BaseException, method: str
-) -> None:
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+async def _abort(context: Context, error: BaseException, method: str) -> None:
     code = status_for(error)
     if code is grpc.StatusCode.INTERNAL:
         log.error(
             "rpc.internal_error", method=method, error_type=type(error).__name__, exc_info=False
         )
     await context.abort_with_status(rpc_status.to_status(rich_status(error)))
+
+
+Behaviour = Callable[..., Any]
+
+
+def _wrap(
+    handler: Any,
+    unary: Callable[[Behaviour], Behaviour],
+    stream: Callable[[Behaviour], Behaviour],
+) -> Any:
+    """The same handler with its behaviour wrapped (our RPCs are unary or bidi streaming)."""
+    if handler is None:
+        return handler
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            unary(handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(
+            stream(handler.stream_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler
 
 
 class ErrorMapping(grpc.aio.ServerInterceptor):
@@ -83,44 +116,136 @@ class ErrorMapping(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         details: grpc.HandlerCallDetails,
     ) -> Any:
-        handler: Any = await continuation(details)
-        if handler is None:
-            return handler
         method = details.method
-        if handler.unary_unary is not None:
-            inner_uu = handler.unary_unary
 
-            async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        def unary(inner: Behaviour) -> Behaviour:
+            async def behaviour(request: Any, context: Context) -> Any:
                 try:
-                    return await inner_uu(request, context)
+                    return await inner(request, context)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
                 except Exception as error:
                     await _abort(context, error, method)
                     raise  # unreachable: abort raises
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream is not None:
-            inner_ss = handler.stream_stream
+            return behaviour
 
-            async def stream_stream(
-                requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+        def stream(inner: Behaviour) -> Behaviour:
+            async def behaviour(
+                requests: AsyncIterator[Any], context: Context
             ) -> AsyncIterator[Any]:
                 try:
-                    async for response in inner_ss(requests, context):
+                    async for response in inner(requests, context):
                         yield response
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
                 except Exception as error:
                     await _abort(context, error, method)
 
-            return grpc.stream_stream_rpc_method_handler(
-                stream_stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+            return behaviour
+
+        return _wrap(await continuation(details), unary, stream)
+
+
+class Access(grpc.aio.ServerInterceptor):
+    """Identifies the caller by API key and applies its rate limit (see ``rpc.access``).
+
+    Errors are raised inside the behaviour, so ``ErrorMapping`` (outside this one) turns
+    them into UNAUTHENTICATED or RESOURCE_EXHAUSTED with retry information.
+    """
+
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(details)
+        if not self._gate.enabled:
+            return handler
+        metadata = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
+        method = details.method
+
+        def unary(inner: Behaviour) -> Behaviour:
+            async def behaviour(request: Any, context: Context) -> Any:
+                current_client.set(self._gate.identify(method, metadata))
+                return await inner(request, context)
+
+            return behaviour
+
+        def stream(inner: Behaviour) -> Behaviour:
+            async def behaviour(
+                requests: AsyncIterator[Any], context: Context
+            ) -> AsyncIterator[Any]:
+                current_client.set(self._gate.identify(method, metadata))
+                async for response in inner(requests, context):
+                    yield response
+
+            return behaviour
+
+        return _wrap(handler, unary, stream)
+
+
+class Observe(grpc.aio.ServerInterceptor):
+    """Counts and times every RPC by method and final status code (Prometheus names)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        _, service, name = (
+            details.method.split("/", 2)
+            if details.method.count("/") == 2
+            else ("", "", details.method)
+        )
+        metrics = self._metrics
+
+        def record(kind: str, began: float, context: Context, error: BaseException | None) -> None:
+            code = context.code()
+            if code is None:
+                code = (
+                    grpc.StatusCode.CANCELLED
+                    if isinstance(error, asyncio.CancelledError)
+                    else (grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK)
+                )
+            metrics.handled.labels(kind, service, name, code.name).inc()
+            metrics.handling.labels(kind, service, name).observe(time.monotonic() - began)
+
+        def unary(inner: Behaviour) -> Behaviour:
+            async def behaviour(request: Any, context: Context) -> Any:
+                metrics.started.labels("unary", service, name).inc()
+                began, error = time.monotonic(), None
+                try:
+                    return await inner(request, context)
+                except BaseException as exc:
+                    error = exc
+                    raise
+                finally:
+                    record("unary", began, context, error)
+
+            return behaviour
+
+        def stream(inner: Behaviour) -> Behaviour:
+            async def behaviour(
+                requests: AsyncIterator[Any], context: Context
+            ) -> AsyncIterator[Any]:
+                metrics.started.labels("bidi_stream", service, name).inc()
+                began, error = time.monotonic(), None
+                try:
+                    async for response in inner(requests, context):
+                        yield response
+                except BaseException as exc:
+                    error = exc
+                    raise
+                finally:
+                    record("bidi_stream", began, context, error)
+
+            return behaviour
+
+        return _wrap(await continuation(details), unary, stream)

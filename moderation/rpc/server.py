@@ -17,8 +17,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from moderation.errors import ConfigError
+from moderation.metrics import Metrics
 from moderation.pipeline import Moderator
-from moderation.rpc.interceptors import ErrorMapping
+from moderation.rpc.access import Gate
+from moderation.rpc.interceptors import Access, ErrorMapping, Observe
 from moderation.rpc.servicer import ModerationServicer
 from moderation.v1 import moderation_pb2 as pb
 from moderation.v1 import moderation_pb2_grpc as pb_grpc
@@ -40,6 +42,9 @@ class ServerOptions:
     stream_window: int = 32
     drain_seconds: float = 0.0
     grace_seconds: float = 10.0
+    tls_cert: bytes | None = None
+    tls_key: bytes | None = None
+    tls_client_ca: bytes | None = None
 
 
 class Service:
@@ -77,10 +82,24 @@ def _address(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-async def start(moderator: Moderator, options: ServerOptions) -> Service:
-    """Build and start the server; returns once it accepts calls and reports SERVING."""
+async def start(
+    moderator: Moderator,
+    options: ServerOptions,
+    *,
+    gate: Gate | None = None,
+    metrics: Metrics | None = None,
+) -> Service:
+    """Build and start the server; returns once it accepts calls and reports SERVING.
+
+    Interceptors, outermost first: metrics (they see the final status), error mapping,
+    access (key and rate limit).
+    """
+    gate = gate or Gate(())
+    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorMapping(), Access(gate)]
+    if metrics is not None:
+        interceptors.insert(0, Observe(metrics))
     server = grpc.aio.server(
-        interceptors=[ErrorMapping()],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", options.max_message_bytes),
             ("grpc.max_send_message_length", options.max_message_bytes),
@@ -108,7 +127,15 @@ async def start(moderator: Moderator, options: ServerOptions) -> Service:
     )
     address = _address(options.host, options.port)
     try:
-        port = server.add_insecure_port(address)
+        if options.tls_cert is not None and options.tls_key is not None:
+            credentials = grpc.ssl_server_credentials(
+                [(options.tls_key, options.tls_cert)],
+                root_certificates=options.tls_client_ca,
+                require_client_auth=options.tls_client_ca is not None,
+            )
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
     except RuntimeError as exc:  # grpc's way of saying the bind failed
         raise ConfigError(
             f"cannot listen on {address}: the port is taken or the address is not local; "
@@ -124,8 +151,10 @@ async def start(moderator: Moderator, options: ServerOptions) -> Service:
         lexicon_version=moderator.lexicon_version,
         model=moderator.escalator.model if moderator.escalator else None,
     )
-    if options.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("server.unauthenticated", reason="listening beyond loopback without auth")
+    if not gate.enabled and options.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("server.unauthenticated", reason="listening beyond loopback without API keys")
+    if options.tls_cert is None and options.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("server.plaintext", reason="listening beyond loopback without TLS")
     return Service(server, health_servicer, port, options)
 
 
@@ -141,9 +170,15 @@ async def probe(address: str, wait_s: float = 2.0) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-async def serve(moderator: Moderator, options: ServerOptions) -> None:
+async def serve(
+    moderator: Moderator,
+    options: ServerOptions,
+    *,
+    gate: Gate | None = None,
+    metrics: Metrics | None = None,
+) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully."""
-    service = await start(moderator, options)
+    service = await start(moderator, options, gate=gate, metrics=metrics)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -14,9 +14,12 @@ from typing import Any
 import grpc
 import structlog
 
+from moderation.domain import Content
 from moderation.errors import BatchTooLarge, InvalidRequest
 from moderation.pipeline import Moderator
 from moderation.rpc import convert
+from moderation.rpc.access import PermissionDenied, current_client
+from moderation.rpc.interceptors import status_for
 from moderation.v1 import moderation_pb2 as pb
 from moderation.v1 import moderation_pb2_grpc as pb_grpc
 
@@ -52,9 +55,21 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
         self._max_batch_items = max_batch_items
         self._stream_window = stream_window
 
+    def _content(self, request: pb.ModerateRequest) -> Content:
+        """The domain item, refused when the calling client may not use its jurisdiction."""
+        content = convert.to_content(request)
+        client = current_client.get()
+        if client is not None:
+            jurisdiction = content.jurisdiction or self._moderator.policies.default
+            if not client.may_use(jurisdiction):
+                raise PermissionDenied(
+                    f"client {client.name!r} may not use jurisdiction {jurisdiction!r}"
+                )
+        return content
+
     async def Moderate(self, request: pb.ModerateRequest, context: Context) -> pb.ModerateResponse:
         """Judge one item."""
-        content = convert.to_content(request)
+        content = self._content(request)
         result = await self._moderator.moderate(content, deadline=_deadline(context))
         return convert.to_response(result)
 
@@ -70,7 +85,7 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
         contents = []
         for index, item in enumerate(request.items):
             try:
-                content = convert.to_content(item)
+                content = self._content(item)
                 self._moderator.validate(content)
             except InvalidRequest as error:
                 raise error.at(f"items[{index}]") from None
@@ -91,15 +106,13 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
 
         async def judge(request: pb.ModerateRequest) -> None:
             try:
-                content = convert.to_content(request)
+                content = self._content(request)
                 result = await self._moderator.moderate(content, deadline=deadline)
                 answer = convert.to_response(result)
-            except InvalidRequest as error:
+            except (InvalidRequest, PermissionDenied) as error:
                 answer = pb.ModerateResponse(
                     content_id=request.content_id,
-                    error=pb.ItemError(
-                        code=grpc.StatusCode.INVALID_ARGUMENT.value[0], message=str(error)
-                    ),
+                    error=pb.ItemError(code=status_for(error).value[0], message=str(error)),
                 )
             except Exception as error:
                 log.error("rpc.stream_item_failed", error_type=type(error).__name__)

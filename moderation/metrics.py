@@ -1,0 +1,134 @@
+"""Prometheus metrics on their own port: RPCs, decisions, escalations, the model, the cache.
+
+RPC metrics follow the go-grpc-prometheus names (``grpc_server_started_total``,
+``grpc_server_handled_total``, ``grpc_server_handling_seconds``). Decision metrics are fed by
+the ``Moderator``'s result hook; model, breaker and cache figures are read from the escalator
+at scrape time. Each ``Metrics`` has its own registry (tests build several).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from moderation.domain import ModerationResult
+
+_LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+)
+
+
+class _EscalatorCollector(Collector):
+    """Reads the escalator's counters when Prometheus scrapes."""
+
+    def __init__(self, escalator: Any) -> None:
+        self._escalator = escalator
+
+    def collect(self) -> Iterator[Any]:
+        escalator = self._escalator
+        client, cache, spend = escalator.client, escalator.cache, escalator.spend
+        calls = CounterMetricFamily("moderation_model_requests", "HTTP requests sent to the model")
+        calls.add_metric([], client.calls)
+        retries = CounterMetricFamily(
+            "moderation_model_retries", "Model requests that were retries"
+        )
+        retries.add_metric([], client.retries)
+        tokens = CounterMetricFamily("moderation_model_tokens", "Tokens billed", labels=["kind"])
+        tokens.add_metric(["prompt"], spend.prompt_tokens)
+        tokens.add_metric(["completion"], spend.completion_tokens)
+        cost = CounterMetricFamily("moderation_model_cost", "Cost reported by the endpoint")
+        cost.add_metric([], spend.cost)
+        breaker = GaugeMetricFamily(
+            "moderation_model_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open"
+        )
+        breaker.add_metric([], {"closed": 0, "half_open": 1, "open": 2}[client.breaker.state.value])
+        hits = CounterMetricFamily(
+            "moderation_verdict_cache", "Verdict cache look-ups", labels=["result"]
+        )
+        hits.add_metric(["hit"], cache.hits)
+        hits.add_metric(["miss"], cache.misses)
+        yield from (calls, retries, tokens, cost, breaker, hits)
+
+
+class Metrics:
+    """The service's metrics and their HTTP endpoint."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["grpc_type", "grpc_service", "grpc_method"]
+        self.started = Counter(
+            "grpc_server_started", "RPCs started on the server", labels, registry=self.registry
+        )
+        self.handled = Counter(
+            "grpc_server_handled",
+            "RPCs completed on the server, by status code",
+            [*labels, "grpc_code"],
+            registry=self.registry,
+        )
+        self.handling = Histogram(
+            "grpc_server_handling_seconds",
+            "RPC handling time",
+            labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "moderation_decisions",
+            "Decisions",
+            ["decision", "jurisdiction"],
+            registry=self.registry,
+        )
+        self.labels = Counter(
+            "moderation_labels",
+            "Labels on decisions",
+            ["category", "jurisdiction"],
+            registry=self.registry,
+        )
+        self.escalations = Counter(
+            "moderation_escalations",
+            "Escalation outcomes (share: not NOT_NEEDED over all)",
+            ["status"],
+            registry=self.registry,
+        )
+        self.model_latency = Histogram(
+            "moderation_model_latency_seconds",
+            "Time spent on model calls that answered",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def watch(self, escalator: Any) -> None:
+        """Report the escalator's model, breaker and cache figures."""
+        if escalator is not None:
+            self.registry.register(_EscalatorCollector(escalator))
+
+    def observe(self, result: ModerationResult) -> None:
+        """Count one decision (the ``Moderator``'s result hook)."""
+        self.decisions.labels(result.decision.name, result.jurisdiction).inc()
+        for label in result.labels:
+            self.labels.labels(label.category.name, result.jurisdiction).inc()
+        self.escalations.labels(result.escalation.status.name).inc()
+        if result.escalation.latency_s and result.escalation.status.name != "CACHED":
+            self.model_latency.observe(result.escalation.latency_s)
+
+    def serve(self, host: str, port: int) -> None:
+        """Serve ``/metrics`` on ``host:port`` from a daemon thread."""
+        start_http_server(port, addr=host, registry=self.registry)

@@ -1,0 +1,257 @@
+"""``make load``: load against a running server on loopback, next to a bare echo ceiling.
+
+Starts, each in its own process on 127.0.0.1: a bare grpc.aio echo server, the moderation
+server (heuristics only), a fake model with fixed latency, and a moderation server that asks
+it. A closed-loop grpc.aio client in this process keeps N calls in flight for a few seconds per
+scenario and prints a Markdown table: unary at several concurrency levels and the ratio to
+the echo ceiling, ModerateStream items/s against unary, ModerateBatch with 100 items per call,
+and unary calls that all go to the model. Loads are bounded in count and time; only loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from moderation.v1 import moderation_pb2 as pb
+from moderation.v1 import moderation_pb2_grpc as pb_grpc
+from tests.bench import messages
+
+ECHO = """
+import asyncio, grpc, sys
+async def main():
+    server = grpc.aio.server()
+    async def echo(request, context):
+        return request
+    handler = grpc.method_handlers_generic_handler(
+        "echo.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(port, flush=True)
+    await server.wait_for_termination()
+asyncio.run(main())
+"""
+
+
+@dataclass
+class Result:
+    """One scenario's outcome."""
+
+    name: str
+    calls: int
+    items: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        """Items per second."""
+        return self.items / self.seconds
+
+    def row(self, note: str = "") -> str:
+        """A table row."""
+        lat = sorted(self.latencies) or [0.0]
+        p50 = lat[len(lat) // 2] * 1000
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+        return (
+            f"| {self.name} | {self.rate:,.0f} | {p50:.1f} / {p99:.1f} | {self.errors} | {note} |"
+        )
+
+
+async def closed_loop(
+    name: str, in_flight: int, seconds: float, call: Callable[[int], Awaitable[int]]
+) -> Result:
+    """Keep ``in_flight`` calls going for ``seconds``; ``call`` returns the items it carried."""
+    stop = time.monotonic() + seconds
+    latencies: list[float] = []
+    counts = {"calls": 0, "items": 0, "errors": 0}
+
+    async def worker(index: int) -> None:
+        n = 0
+        while time.monotonic() < stop:
+            began = time.monotonic()
+            try:
+                carried = await call(index * 1_000_000 + n)  # await first: then add
+                counts["items"] += carried
+                latencies.append(time.monotonic() - began)
+            except grpc.aio.AioRpcError:
+                counts["errors"] += 1
+            counts["calls"] += 1
+            n += 1
+
+    began = time.monotonic()
+    await asyncio.gather(*(worker(i) for i in range(in_flight)))
+    return Result(
+        name,
+        counts["calls"],
+        counts["items"],
+        counts["errors"],
+        time.monotonic() - began,
+        latencies,
+    )
+
+
+def spawn(args: list[str]) -> tuple[subprocess.Popen[str], str]:
+    """Start a helper process that prints its port first; return it and the port."""
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        raise RuntimeError(f"{args} exited before printing its port")
+    return process, line.strip()
+
+
+def free_port() -> int:
+    """A port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def moderation_server(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """A ``moderation serve`` process on a free port, once its health says SERVING."""
+    from moderation.rpc.server import probe
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moderation", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "MODERATION_LOG_LEVEL": "WARNING",
+             "MODERATION_MAX_CONCURRENT_RPCS": "1024", **(env or {})},
+    )  # fmt: skip
+    address = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while not asyncio.run(probe(address, wait_s=0.5)):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the moderation server did not start")
+        time.sleep(0.2)
+    return process, address
+
+
+def run(seconds: float) -> list[str]:
+    """Start the processes, run every scenario, stop them; the table rows."""
+    echo, port = spawn([sys.executable, "-c", ECHO])
+    server, address = moderation_server()
+    fake, fake_port = spawn([sys.executable, "-m", "tests.fake_llm", "0.1"])
+    judged, judged_address = moderation_server(
+        {"MODERATION_LLM_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
+         "MODERATION_LLM_API_KEY": "load", "MODERATION_LLM_MAX_IN_FLIGHT": "64"}
+    )  # fmt: skip
+    try:
+        return asyncio.run(scenarios(seconds, port, address, judged_address))
+    finally:
+        for process in (echo, server, fake, judged):
+            process.send_signal(signal.SIGTERM)
+        for process in (echo, server, fake, judged):
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def scenarios(seconds: float, echo_port: str, address: str, judged_address: str) -> list[str]:
+    """Every scenario against the running processes; the table rows."""
+    texts = messages(2000, 0.2)
+    rows: list[str] = []
+    echo_channel = grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}")
+    channel = grpc.aio.insecure_channel(address)
+    judged_channel = grpc.aio.insecure_channel(judged_address)
+    echo_call: Any = echo_channel.unary_unary("/echo.Echo/Echo")
+    stub = pb_grpc.ModerationServiceStub(channel)
+    judged_stub = pb_grpc.ModerationServiceStub(judged_channel)
+    payloads = [pb.ModerateRequest(text=t).SerializeToString() for t in texts]
+
+    async def echo_once(i: int) -> int:
+        await echo_call(payloads[i % len(payloads)])
+        return 1
+
+    async def moderate_once(i: int) -> int:
+        await stub.Moderate(pb.ModerateRequest(content_id=str(i), text=texts[i % len(texts)]))
+        return 1
+
+    async def batch_once(i: int) -> int:
+        items = [
+            pb.ModerateRequest(content_id=str(k), text=texts[(i + k) % len(texts)])
+            for k in range(100)
+        ]
+        reply = await stub.ModerateBatch(pb.ModerateBatchRequest(items=items))
+        return len(reply.results)
+
+    async def stream_once(i: int) -> int:
+        async def requests() -> AsyncIterator[pb.ModerateRequest]:
+            for k in range(500):
+                yield pb.ModerateRequest(content_id=str(k), text=texts[(i + k) % len(texts)])
+
+        return len([r async for r in stub.ModerateStream(requests())])
+
+    async def escalate_once(i: int) -> int:
+        reply = await judged_stub.Moderate(
+            pb.ModerateRequest(content_id=str(i), text=f"一起溜冰吗{i}"), timeout=5
+        )
+        if reply.escalation.status != pb.ESCALATION_STATUS_RESOLVED:
+            raise RuntimeError("not resolved")
+        return 1
+
+    try:
+        unary_32 = None
+        for level in (16, 32, 64):
+            ceiling = await closed_loop(
+                f"echo, unary, {level} in flight", level, seconds, echo_once
+            )
+            unary = await closed_loop(
+                f"Moderate, unary, {level} in flight", level, seconds, moderate_once
+            )
+            rows.append(ceiling.row("ceiling"))
+            rows.append(unary.row(f"{unary.rate / ceiling.rate:.2f} of echo"))
+            if level == 32:
+                unary_32 = unary
+        assert unary_32 is not None
+        stream = await closed_loop("ModerateStream, 4 streams of 500", 4, seconds, stream_once)
+        rows.append(stream.row(f"{stream.rate / unary_32.rate:.1f}x unary at 32"))
+        batch = await closed_loop(
+            "ModerateBatch, 100 items a call, 8 in flight", 8, seconds, batch_once
+        )
+        rows.append(batch.row("items/s"))
+        model = await closed_loop(
+            "Moderate, every call to a 100 ms model, 32 in flight", 32, seconds, escalate_once
+        )
+        rows.append(model.row("N/L = 320"))
+    finally:
+        for made in (echo_channel, channel, judged_channel):
+            await made.close()
+    return rows
+
+
+def main() -> None:
+    """Print the load table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=4.0, help="per scenario")
+    args = parser.parse_args()
+    rows = run(args.seconds)
+    print(
+        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
+        "the client and the servers share them"
+    )
+    print()
+    print("| scenario | items/s | p50 / p99 ms per call | errors | note |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print(row)
+
+
+if __name__ == "__main__":
+    main()

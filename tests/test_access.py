@@ -1,0 +1,296 @@
+"""Production doors: API keys, per-key jurisdictions and rate limits, TLS and mTLS, metrics."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from moderation.errors import ConfigError
+from moderation.metrics import Metrics
+from moderation.pipeline import Moderator
+from moderation.rpc.access import Gate, load_clients
+from moderation.rpc.server import ServerOptions, Service, start
+from moderation.v1 import moderation_pb2 as pb
+from moderation.v1 import moderation_pb2_grpc as pb_grpc
+
+KEY_A = "key-a-0123456789abcdef"
+KEY_B = "key-b-0123456789abcdef"
+
+
+def keys_file(tmp_path: Path, body: str) -> Path:
+    """Write a keys file."""
+    path = tmp_path / "keys.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def sha(key: str) -> str:
+    """Hex SHA-256 of a key, as the keys file holds it."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@pytest.fixture
+async def secured(moderator: Moderator, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """Start servers with a gate, metrics and transport options; yield (service, stub maker)."""
+    services: list[Service] = []
+    channels: list[grpc.aio.Channel] = []
+
+    async def open_server(gate: Gate, metrics: Metrics | None = None, **options: Any) -> Service:
+        service = await start(
+            moderator, ServerOptions(port=0, **options), gate=gate, metrics=metrics
+        )
+        services.append(service)
+        return service
+
+    def channel(
+        service: Service, credentials: grpc.ChannelCredentials | None = None
+    ) -> grpc.aio.Channel:
+        target = f"localhost:{service.port}"
+        made = (
+            grpc.aio.secure_channel(target, credentials)
+            if credentials
+            else grpc.aio.insecure_channel(target)
+        )
+        channels.append(made)
+        return made
+
+    open_server.channel = channel  # type: ignore[attr-defined]
+    yield open_server
+    for made in channels:
+        await made.close()
+    for service in services:
+        await service.server.stop(0)
+
+
+def gate(tmp_path: Path) -> Gate:
+    """Two clients: A may use anything at 2 calls/s (burst 2); B only US."""
+    path = keys_file(
+        tmp_path,
+        f"""
+[[clients]]
+name = "a"
+key_sha256 = "{sha(KEY_A)}"
+rate_per_second = 2
+burst = 2
+
+[[clients]]
+name = "b"
+key_sha256 = "{sha(KEY_B)}"
+jurisdictions = ["US"]
+""",
+    )
+    return Gate(load_clients(path, ""))
+
+
+def bearer(key: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata carrying a key."""
+    return (("authorization", f"Bearer {key}"),)
+
+
+async def test_keys_are_required_and_checked(secured: Any, tmp_path: Path) -> None:
+    """No key or a wrong key: UNAUTHENTICATED. A known key passes. Health needs none."""
+    service = await secured(gate(tmp_path))
+    channel = secured.channel(service)
+    stub = pb_grpc.ModerationServiceStub(channel)
+    request = pb.ModerateRequest(text="你好", jurisdiction="US")
+    for metadata in ((), bearer("wrong-key-0123456789"), (("authorization", KEY_B),)):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Moderate(request, metadata=metadata)
+        assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    reply = await stub.Moderate(request, metadata=bearer(KEY_B))
+    assert reply.decision == pb.DECISION_ALLOW
+    health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_per_key_jurisdictions(secured: Any, tmp_path: Path) -> None:
+    """A client limited to US is refused CN and the default, on every RPC shape."""
+    service = await secured(gate(tmp_path))
+    stub = pb_grpc.ModerationServiceStub(secured.channel(service))
+    for jurisdiction in ("CN", ""):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Moderate(
+                pb.ModerateRequest(text="你好", jurisdiction=jurisdiction), metadata=bearer(KEY_B)
+            )
+        assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ModerateBatch(
+            pb.ModerateBatchRequest(items=[pb.ModerateRequest(text="你好", jurisdiction="CN")]),
+            metadata=bearer(KEY_B),
+        )
+    assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+    async def requests() -> AsyncIterator[pb.ModerateRequest]:
+        yield pb.ModerateRequest(content_id="us", text="你好", jurisdiction="US")
+        yield pb.ModerateRequest(content_id="cn", text="你好", jurisdiction="CN")
+
+    replies = {
+        r.content_id: r async for r in stub.ModerateStream(requests(), metadata=bearer(KEY_B))
+    }
+    assert not replies["us"].HasField("error")
+    assert replies["cn"].error.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+
+
+async def test_rate_limit_per_key(secured: Any, tmp_path: Path) -> None:
+    """Past its burst a client gets RESOURCE_EXHAUSTED with a retry delay; others are unaffected."""
+    service = await secured(gate(tmp_path))
+    stub = pb_grpc.ModerationServiceStub(secured.channel(service))
+    request = pb.ModerateRequest(text="你好", jurisdiction="US")
+    for _ in range(2):
+        await stub.Moderate(request, metadata=bearer(KEY_A))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Moderate(request, metadata=bearer(KEY_A))
+    assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = rpc_status.from_call(caught.value)
+    assert status is not None
+    retry = error_details_pb2.RetryInfo()
+    assert status.details[0].Unpack(retry)
+    assert 0 < retry.retry_delay.ToNanoseconds() <= 600_000_000
+    await stub.Moderate(request, metadata=bearer(KEY_B))  # b has no limit
+
+
+@pytest.mark.parametrize(
+    ("body", "env", "says"),
+    [
+        ('[[clients]]\nname = "a"\nkey_sha256 = "nothex"\n', "", "not a valid keys file"),
+        (
+            '[[clients]]\nname = "a"\nkey_sha256 = "' + "0" * 64 + '"\nextra = 1\n',
+            "",
+            "not a valid keys file",
+        ),
+        ("", "a=short", "at least 16 characters"),
+        ("", "nokey", "name=key pairs"),
+        ('[[clients]]\nname = "a"\nkey_sha256 = "' + "0" * 64 + '"\n', "a=" + KEY_A, "unique"),
+    ],
+)
+def test_bad_key_configuration_is_refused(tmp_path: Path, body: str, env: str, says: str) -> None:
+    """A malformed keys file or environment stops the start with what to fix."""
+    path = keys_file(tmp_path, body) if body else None
+    with pytest.raises(ConfigError, match=says):
+        load_clients(path, env)
+
+
+def _certificates(folder: Path) -> dict[str, bytes]:
+    """A throwaway CA, a server certificate for localhost and a client certificate."""
+
+    def run(*args: str) -> None:
+        openssl = shutil.which("openssl")
+        assert openssl is not None, "the tests make certificates with openssl"
+        subprocess.run([openssl, *args], cwd=folder, check=True, capture_output=True)
+
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+    )
+    (folder / "san.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        run(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            "-subj",
+            f"/CN={'localhost' if name == 'server' else 'client'}",
+        )
+        run(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "san.cnf",
+        )
+    wanted = (".pem", ".key")
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix in wanted}
+
+
+async def test_tls_and_mutual_tls(secured: Any, tmp_path: Path) -> None:
+    """TLS serves clients that trust the CA; under mTLS a client without a certificate fails."""
+    pem = _certificates(tmp_path)
+    tls = await secured(Gate(()), tls_cert=pem["server.pem"], tls_key=pem["server.key"])
+    trusted = grpc.ssl_channel_credentials(root_certificates=pem["ca.pem"])
+    stub = pb_grpc.ModerationServiceStub(secured.channel(tls, trusted))
+    assert (await stub.Moderate(pb.ModerateRequest(text="你好"))).decision == pb.DECISION_ALLOW
+    plain = pb_grpc.ModerationServiceStub(secured.channel(tls))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await plain.Moderate(pb.ModerateRequest(text="你好"), timeout=3)
+
+    mtls = await secured(
+        Gate(()), tls_cert=pem["server.pem"], tls_key=pem["server.key"], tls_client_ca=pem["ca.pem"]
+    )
+    anonymous = pb_grpc.ModerationServiceStub(secured.channel(mtls, trusted))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await anonymous.Moderate(pb.ModerateRequest(text="你好"), timeout=3)
+    assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+    identified = grpc.ssl_channel_credentials(
+        root_certificates=pem["ca.pem"],
+        private_key=pem["client.key"],
+        certificate_chain=pem["client.pem"],
+    )
+    stub = pb_grpc.ModerationServiceStub(secured.channel(mtls, identified))
+    assert (await stub.Moderate(pb.ModerateRequest(text="你好"))).decision == pb.DECISION_ALLOW
+
+
+async def test_metrics_count_rpcs_by_status_and_decisions(
+    secured: Any, moderator: Moderator
+) -> None:
+    """grpc_server_* counts calls by method and code; decisions are counted by jurisdiction."""
+    metrics = Metrics()
+    original = moderator._on_result  # the session moderator: restore the hook afterwards
+    moderator._on_result = metrics.observe
+    try:
+        service = await secured(Gate(()), metrics=metrics)
+        stub = pb_grpc.ModerationServiceStub(secured.channel(service))
+        await stub.Moderate(pb.ModerateRequest(text="你就是个傻逼", jurisdiction="CN"))
+        await stub.Moderate(pb.ModerateRequest(text="你好"))
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.Moderate(pb.ModerateRequest(text=""))
+    finally:
+        moderator._on_result = original
+    value = metrics.registry.get_sample_value
+    labels = {
+        "grpc_type": "unary",
+        "grpc_service": "moderation.v1.ModerationService",
+        "grpc_method": "Moderate",
+    }
+    assert value("grpc_server_started_total", labels) == 3
+    assert value("grpc_server_handled_total", {**labels, "grpc_code": "OK"}) == 2
+    assert value("grpc_server_handled_total", {**labels, "grpc_code": "INVALID_ARGUMENT"}) == 1
+    assert value("grpc_server_handling_seconds_count", labels) == 3
+    assert value("moderation_decisions_total", {"decision": "BLOCK", "jurisdiction": "CN"}) == 1
+    assert value("moderation_labels_total", {"category": "ABUSE", "jurisdiction": "CN"}) == 1
+    assert value("moderation_escalations_total", {"status": "NOT_NEEDED"}) == 2
