@@ -16,10 +16,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     MODERATION_HOST=0.0.0.0 \
     MODERATION_PORT=50051 \
+    MODERATION_METRICS_PORT=9464 \
     MODERATION_DRAIN_SECONDS=5 \
     MODERATION_GRACE_SECONDS=20
 USER app
-EXPOSE 50051
+EXPOSE 50051 9464
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["moderation", "health", "--timeout", "2"]
 STOPSIGNAL SIGTERM
