@@ -76,11 +76,6 @@ class Source(Protocol):
         ...
 
 
-def _file_fingerprint(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
 def _row_from_mapping(
     position: int, line: int, data: Mapping[str, Any], id_key: str, text_key: str, jur_key: str
 ) -> Row:
@@ -96,8 +91,8 @@ def _row_from_mapping(
     return Row(position, line, content_id, text, jurisdiction.strip().upper())
 
 
-class JsonlSource:
-    """One JSON object a line (content_id, text, jurisdiction); resumes by byte offset."""
+class _FileSource:
+    """A source read from one file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -105,7 +100,12 @@ class JsonlSource:
 
     def fingerprint(self) -> str:
         """The file's path, size and modification time."""
-        return _file_fingerprint(self.path)
+        stat = self.path.stat()
+        return f"{self.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+class JsonlSource(_FileSource):
+    """One JSON object a line (content_id, text, jurisdiction); resumes by byte offset."""
 
     def total(self) -> int | None:
         """Lines in the file (a fast byte count)."""
@@ -145,16 +145,8 @@ class JsonlSource:
         return _row_from_mapping(position, line, data, "content_id", "text", "jurisdiction")
 
 
-class CsvSource:
+class CsvSource(_FileSource):
     """A CSV file with a header naming ``content_id``, ``text`` and optionally ``jurisdiction``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.name = str(path)
-
-    def fingerprint(self) -> str:
-        """The file's path, size and modification time."""
-        return _file_fingerprint(self.path)
 
     def total(self) -> int | None:
         """Unknown without parsing (quoted fields may hold line breaks)."""

@@ -112,56 +112,41 @@ class LexiconDetector:
         text: Normalized, groups: list[Hit], negatives: list[Hit], findings: list[Finding]
     ) -> list[Finding]:
         """A group word near a negative word or an insult: possible hate, for the model."""
-        hostile: list[tuple[int, int, Hit | None]] = [(h.start, h.end, h) for h in negatives]
-        for finding in findings:
-            if finding.category in (Category.ABUSE, Category.VIOLENCE, Category.HATE):
-                hostile.append((finding.evidence.start, finding.evidence.end, None))
+        # Everything in original offsets: negatives are mapped back, findings already are.
+        hostile: list[tuple[int, int, Hit | None]] = [
+            (*text.span(h.start, h.end), h) for h in negatives
+        ]
+        hostile += [
+            (f.evidence.start, f.evidence.end, None)
+            for f in findings
+            if f.category in (Category.ABUSE, Category.VIOLENCE, Category.HATE)
+        ]
+
+        def finding(hit: Hit, category_of: Hit) -> Finding:
+            variant = hit.variant or text.variant(hit.start, hit.end)
+            return Finding(
+                category=category_of.entry.category,
+                subcategory=category_of.entry.subcategory,
+                severity=hit.entry.severity,
+                confidence=CONFIDENCE_GROUP,
+                source=Source.LEXICON,
+                evidence=_evidence(text, hit.start, hit.end, hit.entry.term, variant),
+                rule=hit.entry.rule,
+                ambiguous=True,
+            )
+
         out: list[Finding] = []
         for group in groups:
-            g_start, g_end = text.span(group.start, group.end)
+            start, end = text.span(group.start, group.end)
             near = [
-                item
-                for item in hostile
-                if (item[2] is not None and abs(item[0] - group.end) <= GROUP_WINDOW)
-                or (item[2] is not None and abs(group.start - item[1]) <= GROUP_WINDOW)
-                or (item[2] is None and abs(item[0] - g_end) <= GROUP_WINDOW)
-                or (item[2] is None and abs(g_start - item[1]) <= GROUP_WINDOW)
+                hit
+                for s, e, hit in hostile
+                if max(s - end, start - e) <= GROUP_WINDOW  # the gap between the two spans
             ]
             if not near:
                 continue
-            entry = group.entry
-            variant = group.variant or text.variant(group.start, group.end)
-            out.append(
-                Finding(
-                    category=entry.category,
-                    subcategory=entry.subcategory,
-                    severity=entry.severity,
-                    confidence=CONFIDENCE_GROUP,
-                    source=Source.LEXICON,
-                    evidence=_evidence(text, group.start, group.end, entry.term, variant),
-                    rule=entry.rule,
-                    ambiguous=True,
-                )
-            )
-            for _, _, negative in near:
-                if negative is None:
-                    continue
-                n_entry = negative.entry
-                n_variant = negative.variant or text.variant(negative.start, negative.end)
-                out.append(
-                    Finding(
-                        category=entry.category,
-                        subcategory=entry.subcategory,
-                        severity=n_entry.severity,
-                        confidence=CONFIDENCE_GROUP,
-                        source=Source.LEXICON,
-                        evidence=_evidence(
-                            text, negative.start, negative.end, n_entry.term, n_variant
-                        ),
-                        rule=n_entry.rule,
-                        ambiguous=True,
-                    )
-                )
+            out.append(finding(group, group))
+            out.extend(finding(hit, group) for hit in near if hit is not None)
         return out
 
 
