@@ -27,15 +27,17 @@ log = structlog.get_logger("moderation.rpc")
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
-# Keep a little of the caller's deadline for building and sending the answer.
-DEADLINE_MARGIN_S = 0.05
-
-
 def _deadline(context: Context) -> float | None:
+    """When the model must give up: the caller's deadline, less a margin for the answer.
+
+    The margin is a tenth of the time left, between 50 and 500 ms, so a degraded answer
+    still reaches a caller whose process is busy.
+    """
     remaining = context.time_remaining()
     if remaining is None:
         return None
-    return time.monotonic() + max(0.0, remaining - DEADLINE_MARGIN_S)
+    margin = min(0.5, max(0.05, remaining * 0.1))
+    return time.monotonic() + max(0.0, remaining - margin)
 
 
 class _End:
