@@ -27,6 +27,7 @@ log = structlog.get_logger("moderation.rpc")
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
+
 def _deadline(context: Context) -> float | None:
     """When the model must give up: the caller's deadline, less a margin for the answer.
 
