@@ -378,14 +378,17 @@ class QuickScreen:
         self._normalizer = normalizer
         self._lexicon = lexicon
 
-    def __call__(self, text: str) -> Normalized | None:
-        """The normalized view of a certainly clean ``text``, or None."""
+    def __call__(self, text: str) -> tuple[Normalized | None, bool]:
+        """The normalized view when it is cheap to have (else None), and whether it is clean.
+
+        When no context step can act, the folded text *is* the normalized view: the caller
+        may use it for the full detectors too instead of normalizing again.
+        """
         folded = self._normalizer.quick_fold(text)
         if folded is None:
-            return None
-        if self._lexicon.might_match(folded.text) or patterns_might_match(folded.text):
-            return None
-        return folded
+            return None, False
+        clean = not (self._lexicon.might_match(folded.text) or patterns_might_match(folded.text))
+        return folded, clean
 
 
 #: Registry of detector factories by name; each takes the compiled lexicon.

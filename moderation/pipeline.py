@@ -87,8 +87,9 @@ class Screening:
 class Moderator:
     """Judges content. Build once at start; ``moderate`` is safe to call concurrently.
 
-    ``quick`` may answer "nothing here" for a text without normalizing it fully (the common,
-    clean case); it must never say so of a text any detector would flag.
+    ``quick`` gives the normalized view when it is cheap to have, and may answer "nothing
+    here" for a text without running the detectors; it must never say so of a text any
+    detector would flag, and its view must equal the normalizer's.
     """
 
     def __init__(
@@ -101,7 +102,7 @@ class Moderator:
         fingerprint: Callable[[str], str],
         escalator: Escalator | None = None,
         max_text_chars: int = 20_000,
-        quick: Callable[[str], Normalized | None] | None = None,
+        quick: Callable[[str], tuple[Normalized | None, bool]] | None = None,
         on_result: Callable[[ModerationResult], None] | None = None,
     ) -> None:
         self._normalize = normalizer
@@ -153,9 +154,9 @@ class Moderator:
         """Validate, normalize, detect and triage: the pure, synchronous part."""
         policy = self.validate(content)
         findings: list[Finding] = []
-        normalized = self._quick(content.text) if self._quick is not None else None
-        if normalized is None:
-            normalized = self._normalize(content.text)
+        view, clean = self._quick(content.text) if self._quick is not None else (None, False)
+        normalized = view or self._normalize(content.text)
+        if not clean:
             for detector in self._detectors:
                 findings.extend(detector.detect(normalized, policy.jurisdiction))
         findings = decide.enabled(findings, policy)
