@@ -241,7 +241,6 @@ class VerdictCache:
     def __init__(self, size: int = 10_000, path: Path | None = None) -> None:
         self._memory: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._size = size
-        self._path = path
         self._db: sqlite3.Connection | None = None
         if path is not None:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -252,7 +251,6 @@ class VerdictCache:
                 "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, model TEXT NOT NULL,"
                 " verdict TEXT NOT NULL, created_at REAL NOT NULL) STRICT"
             )
-        self._lock = asyncio.Lock()
         self.hits = 0
         self.misses = 0
 

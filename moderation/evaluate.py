@@ -86,7 +86,6 @@ class Tally:
     blocked_with_category: int = 0
     benign: int = 0
     benign_blocked: int = 0
-    benign_escalated: int = 0
     decided: int = 0
     escalated: int = 0
     total: int = 0
@@ -158,7 +157,6 @@ def evaluate(
             else:
                 tally.benign += 1
                 tally.benign_blocked += blocked
-                tally.benign_escalated += escalated
     return report
 
 

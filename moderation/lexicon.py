@@ -296,7 +296,6 @@ class Lexicon:
         self._latin = {p: p.isascii() and p.replace("*", "").isalnum() for p in characters}
         contexts = sorted({c for e in self.entries for c in e.allow})
         self._contexts = _Automaton({c: [] for c in contexts})
-        self._context_names = contexts
 
     @staticmethod
     def _masks(term: str) -> Iterable[str]:
@@ -338,11 +337,6 @@ class Lexicon:
 
     def __len__(self) -> int:
         return len(self.entries)
-
-    @property
-    def sizes(self) -> Mapping[str, int]:
-        """Patterns per automaton (characters incl. split and masked forms; pinyin keys)."""
-        return {"characters": len(self._characters), "sounds": len(self._sounds)}
 
     def might_match(self, folded: str) -> bool:
         """False only when no entry can match ``folded`` in any view (a quick superset test).

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -161,25 +161,6 @@ def _variant(fired: tuple[str, ...]) -> Variant | None:
         if variant is not None:
             return variant
     return None
-
-
-def _ranges(code_points: list[int]) -> str:
-    """A regex character class body for sorted code points."""
-    parts, start, prev = [], None, None
-    for cp in code_points:
-        if start is None:
-            start = prev = cp
-        elif cp == prev + 1:  # type: ignore[operator]
-            prev = cp
-        else:
-            parts.append((start, prev))
-            start = prev = cp
-    if start is not None:
-        parts.append((start, prev))
-    return "".join(
-        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"  # type: ignore[arg-type]
-        for a, b in parts
-    )
 
 
 #: Code points folded eagerly into the translate table: the BMP and the plane of emoji and
@@ -427,13 +408,6 @@ class Normalizer:
                 self._slow_cache[ch] = hit
         return hit
 
-    def variant_of(self, ch: str) -> Variant | None:
-        """The disguise the context-free steps undo in ``ch`` (None when it is plain)."""
-        variant = self._fold_variants.get(ch)
-        if variant is None and ord(ch) >= TABLE_SIZE:
-            variant = _variant(self.fold_char(ch)[1])
-        return variant
-
     def _fold(self, text: str, steps: set[str]) -> _Edit:
         folded = text.translate(self._table)
         # One pass folds every character that maps to exactly one; a character that maps to
@@ -557,7 +531,3 @@ class Normalizer:
             folded_starts=None if folded_starts is None else tuple(folded_starts),
             folded_ends=None if folded_ends is None else tuple(folded_ends),
         )
-
-    def iter_steps(self) -> Iterator[Step]:
-        """The steps, in order."""
-        return iter(STEPS)

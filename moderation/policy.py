@@ -56,8 +56,6 @@ class Ambiguity(_Strict):
     """Hits less sure than this are escalated rather than decided."""
     ambiguous_terms: bool = True
     """Terms marked ambiguous in the lexicon (草, 溜冰, sb) escalate instead of deciding."""
-    group_terms: bool = True
-    """A group word (河南人, 黑人, 女权) near a negative word escalates as possible hate."""
     escalate_severities: list[Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]] = ["LOW"]
     """Severities whose hits are judged by the model even when confident."""
 

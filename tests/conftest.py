@@ -15,6 +15,7 @@ from moderation.pipeline import Moderator
 from moderation.rpc.server import ServerOptions, Service, start
 from moderation.settings import Settings
 from moderation.v1 import moderation_pb2_grpc as pb_grpc
+from tests.fake_llm import FakeModel
 
 if TYPE_CHECKING:
     from moderation.v1.moderation_pb2_grpc import ModerationServiceAsyncStub
@@ -26,6 +27,15 @@ def log_buffer() -> io.StringIO:
     buffer = io.StringIO()
     configure("DEBUG", stream=buffer)
     return buffer
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeModel]:
+    """A fake OpenAI-compatible model on a loopback port (see tests/fake_llm.py)."""
+    server = FakeModel()
+    await server.start()
+    yield server
+    await server.stop()
 
 
 @pytest.fixture(scope="session")

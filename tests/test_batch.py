@@ -11,7 +11,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -291,15 +290,6 @@ def test_compare_reports_transitions(tmp_path: Path) -> None:
     assert "CATEGORY_POLITICAL: 1 (e.g. a)" in done.stdout
     report = compare(before, after)
     assert report.transitions == {"DECISION_ALLOW -> DECISION_BLOCK": ["a"]}
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeModel]:
-    """The fake model server."""
-    server = FakeModel()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_identical_texts_cost_one_model_call(tmp_path: Path, fake: FakeModel) -> None:

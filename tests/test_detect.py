@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from moderation.detect import LexiconDetector, PatternDetector
@@ -84,7 +86,19 @@ def test_group_word_far_from_negative_word_is_nothing() -> None:
     assert LEXICON.detect(NORMALIZER(text), "GLOBAL") == []
 
 
-def test_jurisdiction_scoped_entry() -> None:
-    """An entry scoped to CN does not fire elsewhere... and CN-only categories are the policy's."""
-    cn = {f.evidence.term for f in LEXICON.detect(NORMALIZER("纪念六四"), "CN")}
-    assert "纪念六四" in cn
+def test_jurisdiction_scoped_entry(tmp_path: Path) -> None:
+    """An entry scoped to CN fires under CN only; an unscoped one fires everywhere."""
+    (tmp_path / "t.tsv").write_text(
+        "# term\tcategory\tsubcategory\tseverity\tflags\tjurisdictions\tallow\n"
+        "菠菜平台\tILLEGAL\tgambling\tHIGH\t-\tCN,HK\t-\n"
+        "冰毒\tILLEGAL\tdrugs\tHIGH\t-\t*\t-\n",
+        encoding="utf-8",
+    )
+    detector = LexiconDetector(load_lexicon(NORMALIZER, Phonetics(), tmp_path))
+
+    def terms(jurisdiction: str) -> set[str]:
+        found = detector.detect(NORMALIZER("菠菜平台有冰毒"), jurisdiction)
+        return {f.evidence.term for f in found}
+
+    assert terms("CN") == {"菠菜平台", "冰毒"}
+    assert terms("US") == {"冰毒"}

@@ -24,15 +24,6 @@ AMBIGUOUS = "一起溜冰吗"  # ambiguous alone: always escalated
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeModel]:
-    """The fake model server."""
-    server = FakeModel()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def make(fake: FakeModel) -> AsyncIterator[Callable[..., Moderator]]:
     """Build moderators wired to the fake model; settings overridable by keyword."""
     built: list[Moderator] = []
