@@ -31,7 +31,7 @@ _flip = count()
 MODEL_FAULTS: dict[str, tuple[Behaviour | None, float]] = {
     # name: (how the model answers; None: nothing listens), the client's deadline in seconds
     "down": (None, 2.0),
-    "slow": (lambda r: Answer(delay=3.0), 0.5),
+    "slow": (lambda r: Answer(delay=3.0), 1.0),
     "flapping": (lambda r: Answer(status=500, body={}) if next(_flip) % 2 else Answer(), 3.0),
     "rate-limiting": (lambda r: Answer(status=429, body={}, headers={"Retry-After": "0.05"}), 3.0),
 }

@@ -37,7 +37,7 @@ def _deadline(context: Context) -> float | None:
     remaining = context.time_remaining()
     if remaining is None:
         return None
-    margin = min(0.5, max(0.05, remaining * 0.1))
+    margin = min(0.5, max(0.05, remaining * 0.2))
     return time.monotonic() + max(0.0, remaining - margin)
 
 
