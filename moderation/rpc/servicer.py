@@ -31,7 +31,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 def _deadline(context: Context) -> float | None:
     """When the model must give up: the caller's deadline, less a margin for the answer.
 
-    The margin is a tenth of the time left, between 50 and 500 ms, so a degraded answer
+    The margin is a fifth of the time left, between 50 and 500 ms, so a degraded answer
     still reaches a caller whose process is busy.
     """
     remaining = context.time_remaining()
