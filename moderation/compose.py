@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import httpx
 
-from moderation.detect import DETECTORS, PatternDetector, QuickScreen
+from moderation.detect import DETECTORS, PatternDetector
 from moderation.domain import ModerationResult
 from moderation.escalation import ModelEscalator, VerdictCache
 from moderation.lexicon import Lexicon, load_lexicon
@@ -86,6 +86,5 @@ def build_moderator(
         fingerprint=Fingerprinter(settings.log_hash_key.get_secret_value().encode()),
         escalator=escalator,
         max_text_chars=settings.max_text_chars,
-        quick=QuickScreen(normalizer, lexicon),
         on_result=on_result,
     )

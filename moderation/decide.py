@@ -12,6 +12,12 @@ from collections.abc import Iterable, Sequence
 from moderation.domain import Decision, EscalationMode, Finding, Label, Route, Severity, Triage
 from moderation.policy import Policy
 
+_ASKED = Triage(Route.AMBIGUOUS, "caller asked for the model")
+_NO_SIGNAL = Triage(Route.CLEAR, "no signal")
+_BLOCKING = Triage(Route.CLEAR, "confident blocking hit")
+_CONFIDENT = Triage(Route.CLEAR, "confident hits")
+_WEAK = Triage(Route.CLEAR, "only weak hits")
+
 
 def enabled(findings: Iterable[Finding], policy: Policy) -> list[Finding]:
     """The findings whose category the policy acts on."""
@@ -31,18 +37,18 @@ def is_confident(finding: Finding, policy: Policy) -> bool:
 def triage(findings: Sequence[Finding], policy: Policy, mode: EscalationMode) -> Triage:
     """CLEAR when the heuristics can decide, AMBIGUOUS when the model should judge."""
     if mode is EscalationMode.ALWAYS:
-        return Triage(Route.AMBIGUOUS, "caller asked for the model")
+        return _ASKED
     if not findings:
-        return Triage(Route.CLEAR, "no signal")
+        return _NO_SIGNAL
     confident = [f for f in findings if is_confident(f, policy)]
     if confident and decide(confident, policy) is Decision.BLOCK:
-        return Triage(Route.CLEAR, "confident blocking hit")
+        return _BLOCKING
     doubtful = [f for f in findings if not is_confident(f, policy) and _worth_asking(f, policy)]
     if doubtful:
         first = doubtful[0]
         why = "ambiguous term" if first.ambiguous else "low-confidence hit"
         return Triage(Route.AMBIGUOUS, f"{why} ({first.category.name})")
-    return Triage(Route.CLEAR, "confident hits" if confident else "only weak hits")
+    return _CONFIDENT if confident else _WEAK
 
 
 def _worth_asking(finding: Finding, policy: Policy) -> bool:
@@ -63,8 +69,15 @@ def decide(findings: Iterable[Finding], policy: Policy) -> Decision:
     return decision
 
 
-def labels(findings: Iterable[Finding]) -> tuple[Label, ...]:
+def labels(findings: Sequence[Finding]) -> tuple[Label, ...]:
     """One label per category: the worst severity, the highest confidence, all the evidence."""
+    if not findings:
+        return ()
+    if len(findings) == 1:
+        (f,) = findings
+        return (
+            Label(f.category, f.subcategory, f.severity, f.confidence, f.source, (f.evidence,)),
+        )
     grouped: dict[object, list[Finding]] = {}
     for finding in findings:
         grouped.setdefault(finding.category, []).append(finding)

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from moderation.domain import Category, Evidence, Finding, Severity, Source, Variant
 from moderation.lexicon import Hit, Lexicon
-from moderation.normalize import Normalized, Normalizer
+from moderation.normalize import Normalized
 
 #: Confidence of a lexicon hit by how it matched: (short term, term of three or more).
 CONFIDENCE: Mapping[Variant, tuple[float, float]] = {
@@ -307,16 +307,24 @@ PATTERNS: tuple[Pattern, ...] = (
 )
 
 
-#: Something a pattern might match: digits in a phone-like run, @, a URL, or a handle with digits.
-_ANY_PATTERN = re.compile(r"[0-9](?:[\s\-]?[0-9]){6}|@|://|www\.|\.[a-z]{2}")
+_DOT_WORD = re.compile(r"\.[a-z]{2}")
+_ASCII_DIGIT = re.compile("[0-9]")
 _HANDLE_WORD = re.compile(_HANDLES)
 
 
-def patterns_might_match(folded: str) -> bool:
-    """False only when no pattern can match (errs towards True)."""
-    if _ANY_PATTERN.search(folded):
+def patterns_might_match(text: str) -> bool:
+    """False only when no pattern can match ``text`` (errs towards True).
+
+    Every pattern needs one of: ``@``, a URL's ``://``, ``www.`` or ``.tld``, or an ASCII
+    digit (numbers, and the digits a contact handle's validator asks for).
+    """
+    if "@" in text or "://" in text or "www." in text:
         return True
-    return bool(_HANDLE_WORD.search(folded)) and any(ch.isdigit() for ch in folded)
+    if "." in text and _DOT_WORD.search(text):
+        return True
+    if not _ASCII_DIGIT.search(text):
+        return False
+    return bool(_DIGITS_HINT.search(text) or _HANDLE_WORD.search(text))
 
 
 class PatternDetector:
@@ -331,6 +339,10 @@ class PatternDetector:
 
     def detect(self, text: Normalized, jurisdiction: str) -> list[Finding]:
         """A finding for every pattern match that passes its validator."""
+        if not patterns_might_match(text.folded) and (
+            text.text == text.folded or not patterns_might_match(text.text)
+        ):
+            return []
         findings = []
         taken: list[tuple[int, int]] = []
         for pattern in self._patterns:
@@ -363,32 +375,6 @@ class PatternDetector:
                     )
                 )
         return findings
-
-
-class QuickScreen:
-    """Says "nothing here" for a clean text at a fraction of the full path's cost.
-
-    It folds the text (one translate), checks that no context step could act, and that no
-    lexicon pattern, pinyin key or personal-data pattern could match. Each test errs towards
-    the full path, so a text it passes would get no finding from any detector (a property
-    test holds it to that). Returns the folded text as the normalized view, or None.
-    """
-
-    def __init__(self, normalizer: Normalizer, lexicon: Lexicon) -> None:
-        self._normalizer = normalizer
-        self._lexicon = lexicon
-
-    def __call__(self, text: str) -> tuple[Normalized | None, bool]:
-        """The normalized view when it is cheap to have (else None), and whether it is clean.
-
-        When no context step can act, the folded text *is* the normalized view: the caller
-        may use it for the full detectors too instead of normalizing again.
-        """
-        folded = self._normalizer.quick_fold(text)
-        if folded is None:
-            return None, False
-        clean = not (self._lexicon.might_match(folded.text) or patterns_might_match(folded.text))
-        return folded, clean
 
 
 #: Registry of detector factories by name; each takes the compiled lexicon.

@@ -338,15 +338,6 @@ class Lexicon:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def might_match(self, folded: str) -> bool:
-        """False only when no entry can match ``folded`` in any view (a quick superset test).
-
-        Ignores word boundaries and allow contexts, so it errs only towards True.
-        """
-        if self._any_pattern.find(folded):
-            return True
-        return bool(self._sounds.find(self._phonetics.view(folded).codes))
-
     def scan(self, text: Normalized) -> list[Hit]:
         """Every hit in a normalized text, minus those inside one of their allow contexts."""
         norm = text.text

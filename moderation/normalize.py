@@ -33,8 +33,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
+from types import MappingProxyType
+from typing import NamedTuple
 
 import opencc
 
@@ -44,8 +46,10 @@ HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f\u3007"
 #: Punctuation that really ends a word or sentence; never dropped as a separator.
 BOUNDARY = "，。！？；：、,!?;:…\n\r"
 #: What may be dropped between the letters of a disguised word: anything that is not a word
-#: character or a boundary (white space, symbols, emoji, other punctuation, underscore).
-SEPARATOR = rf"(?:[^\w{BOUNDARY}]|_)"
+#: character or a boundary (white space, symbols, emoji, other punctuation, underscore). Code
+#: points in the Chinese ranges count as Chinese even where this Python's Unicode tables do
+#: not know them yet.
+SEPARATOR = rf"(?:[^\w{BOUNDARY}{HAN}]|_)"
 UNITS = (
     "个位年月日号点分秒岁元块米克斤楼层次天周期页章集条人名只张台件辆度级倍成折万千百亿届"
     "路线栋室床斗毛角钱寸尺里周回遍场轮"
@@ -184,15 +188,22 @@ def _is_han(ch: str) -> bool:
 
 _LATIN = frozenset("abcdefghijklmnopqrstuvwxyz")
 _DIGITS = frozenset("0123456789")
+_HAS_DIGIT = re.compile("[0-9]")
+#: What a run of repeats may be made of: not digits (13888889999) nor punctuation (!!!).
+_REPEATABLE = re.compile(f"[{HAN}a-z]")
 _LATIN_OR_DIGIT = _LATIN | _DIGITS
 _LEET_CHARS = frozenset("013457@$")
 _NOT_AFTER_DIGITS = _LATIN_OR_DIGIT | frozenset(UNITS) | {"%", "."}
 _NOT_BEFORE_DIGITS = _LATIN_OR_DIGIT | {"."}
 
 
-@dataclass(frozen=True, slots=True)
-class Normalized:
-    """A normalized text with its map back to the original.
+_NO_MARKS: Mapping[int, Variant] = MappingProxyType({})
+_NO_VARIANTS: Mapping[str, Variant] = MappingProxyType({})
+_NO_STEPS: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+
+
+class Normalized(NamedTuple):
+    """A normalized text with its map back to the original (immutable, cheap to build).
 
     ``starts[i]``/``ends[i]`` are the original code-point span of normalized character ``i``
     (None: the identity, the common case). ``marks`` holds the variant each context step left
@@ -201,15 +212,32 @@ class Normalized:
 
     original: str
     text: str
-    starts: tuple[int, ...] | None = None
-    ends: tuple[int, ...] | None = None
-    marks: Mapping[int, Variant] = field(default_factory=dict)
-    steps: frozenset[str] = frozenset()
-    folded_variants: Mapping[str, Variant] = field(default_factory=dict, repr=False)
+    starts: Sequence[int] | None = None
+    ends: Sequence[int] | None = None
+    marks: Mapping[int, Variant] = _NO_MARKS
+    fired: frozenset[str] = frozenset()
+    """Steps known to have changed something when the text was normalized."""
+    fold_steps: Mapping[str, tuple[str, ...]] = _NO_STEPS
+    """Context-free steps by original character, for the ones not yet in ``fired``."""
+    folded_variants: Mapping[str, Variant] = _NO_VARIANTS
     folded: str = ""
     """The text after the context-free steps only (for patterns: ``www`` stays ``www``)."""
-    folded_starts: tuple[int, ...] | None = None
-    folded_ends: tuple[int, ...] | None = None
+    folded_starts: Sequence[int] | None = None
+    folded_ends: Sequence[int] | None = None
+
+    def __repr__(self) -> str:
+        return f"Normalized(text={self.text!r}, steps={sorted(self.steps)})"
+
+    @property
+    def steps(self) -> frozenset[str]:
+        """Every step that changed something (worked out when asked: only tests and
+        explanations ask)."""
+        if not self.fold_steps:
+            return self.fired
+        fired = set(self.fired)
+        for ch in set(self.original):
+            fired.update(self.fold_steps.get(ch, ()))
+        return frozenset(fired)
 
     def folded_span(self, i: int, j: int) -> tuple[int, int]:
         """The original span of folded characters ``[i, j)``."""
@@ -280,49 +308,55 @@ class _Edit:
 
     __slots__ = ("chars", "ends", "marks", "starts")
 
-    def __init__(self, text: str, starts: list[int] | None, ends: list[int] | None) -> None:
+    def __init__(self, text: str, starts: Sequence[int] | None, ends: Sequence[int] | None) -> None:
         self.chars = text
         self.starts = starts
         self.ends = ends
         self.marks: dict[int, Variant] = {}
 
-    def _spans(self) -> tuple[list[int], list[int]]:
+    def _spans(self) -> tuple[Sequence[int], Sequence[int]]:
         if self.starts is None or self.ends is None:
-            self.starts = list(range(len(self.chars)))
-            self.ends = list(range(1, len(self.chars) + 1))
+            return range(len(self.chars)), range(1, len(self.chars) + 1)  # the identity
         return self.starts, self.ends
 
     def apply(self, edits: Sequence[tuple[int, int, str, Variant | None]]) -> None:
         """Replace each ``[start, end)`` with its text; each output char spans the whole input."""
         starts, ends = self._spans()
+        old_marks = self.marks
         out: list[str] = []
         new_starts: list[int] = []
         new_ends: list[int] = []
         marks: dict[int, Variant] = {}
         cursor = 0
         for start, end, replacement, variant in edits:
+            if old_marks:
+                self._carry(old_marks, marks, cursor, start, len(new_starts) - cursor)
             out.append(self.chars[cursor:start])
             new_starts.extend(starts[cursor:start])
             new_ends.extend(ends[cursor:start])
-            for k in range(cursor, start):
-                if k in self.marks:
-                    marks[len(new_starts) - (start - k)] = self.marks[k]
-            if replacement:
-                for piece in replacement:
-                    if variant is not None:
-                        marks[len(new_starts)] = variant
-                    out.append(piece)
-                    new_starts.append(starts[start])
-                    new_ends.append(ends[end - 1])
+            for piece in replacement:
+                if variant is not None:
+                    marks[len(new_starts)] = variant
+                out.append(piece)
+                new_starts.append(starts[start])
+                new_ends.append(ends[end - 1])
             cursor = end
-        for k in range(cursor, len(self.chars)):
-            if k in self.marks:
-                marks[len(new_starts) + (k - cursor)] = self.marks[k]
+        if old_marks:
+            self._carry(old_marks, marks, cursor, len(self.chars), len(new_starts) - cursor)
         out.append(self.chars[cursor:])
         new_starts.extend(starts[cursor:])
         new_ends.extend(ends[cursor:])
         self.chars = "".join(out)
         self.starts, self.ends, self.marks = new_starts, new_ends, marks
+
+    @staticmethod
+    def _carry(
+        old: dict[int, Variant], new: dict[int, Variant], start: int, end: int, shift: int
+    ) -> None:
+        """Marks on kept positions ``[start, end)`` move by ``shift``."""
+        for k, variant in old.items():
+            if start <= k < end:
+                new[k + shift] = variant
 
 
 class Normalizer:
@@ -352,45 +386,48 @@ class Normalizer:
         self._folder = folder
         self._table = table
         self._slow_cache: dict[str, tuple[str, tuple[str, ...]]] = {}
-        # Characters whose folding changes the length, and everything above the table.
-        self._changed = frozenset(self._fold_steps)
-        self._separator_runs = re.compile(f"{SEPARATOR}+")
-        self._repeats = re.compile(f"([{HAN}a-z])\\1{{2,}}")  # not digits: 13888889999
-        self._leet = re.compile(r"(?<=[a-z])[013457@$](?=[a-z])")
+        # A run of separators that is dropped: after a Chinese character and before a Chinese
+        # character, a letter or a digit; after a letter or digit and before a Chinese
+        # character; between two single letters. (Each match is a whole run.)
+        self._separator_drop = re.compile(
+            rf"(?={SEPARATOR})(?:"
+            rf"(?<=[{HAN}]){SEPARATOR}+(?=[{HAN}a-z0-9])"
+            rf"|(?<=[a-z0-9]){SEPARATOR}+(?=[{HAN}])"
+            rf"|(?<=[a-z])(?<![a-z0-9][a-z]){SEPARATOR}+(?=[a-z](?![a-z0-9])))"
+        )
+        self._any_triple = re.compile(r"(.)\1{2,}")
+        self._leet = re.compile(r"[013457@$](?<=[a-z][013457@$])(?=[a-z])")
         self._digit_runs = re.compile(r"[0-9]+")
         self._digit_map = {row[0]: row[1] for row in _data("digits.tsv")}
-        # What the context steps could act on (see quick_fold).
-        self._quick_veto = re.compile(
-            rf"([{HAN}a-z])\1\1"  # a repeat run
-            r"|[a-z][013457@$][a-z]"  # leetspeak
-            rf"|[{HAN}]{SEPARATOR}|{SEPARATOR}[{HAN}]"  # a separator touching Chinese
-            rf"|(?<![a-z0-9])[a-z]{SEPARATOR}+[a-z](?![a-z0-9])"  # single letters spelled apart
+        # One pass that finds nothing in most texts: no context step can act, no character
+        # lies above the table (a character above it stays itself in the folded text).
+        self._context_hint = re.compile(
+            "|".join(
+                (
+                    self._separator_drop.pattern,
+                    r"(.)\1\1",
+                    self._leet.pattern,
+                    "[0-9]",
+                    _ASTRAL.pattern,
+                )
+            )
         )
 
-    def quick_fold(self, text: str) -> Normalized | None:
-        """The context-free folding alone, when the context steps certainly change nothing.
-
-        None when they might: a character that folds to zero or several, a run of three, a
-        digit word, a digit among letters, single letters spelled apart, or a separator
-        touching a Chinese character. Otherwise the folded text *is* the normalized text.
-        """
-        folded = text.translate(self._table)
-        if _IRREGULAR in folded or _ASTRAL.search(text) or self._quick_veto.search(folded):
-            return None
-        if not _DIGITS.isdisjoint(folded) and any(
-            run in self._digit_map for run in self._digit_runs.findall(folded)
+    def _context_acts(self, folded: str) -> bool:
+        """True when some context step would change ``folded`` (each test mirrors its step)."""
+        if self._separator_drop.search(folded):
+            return True
+        if self._any_triple.search(folded) and any(
+            _REPEATABLE.fullmatch(m.group(1)) for m in self._any_triple.finditer(folded)
         ):
-            return None
-        steps: set[str] = set()
-        if folded != text:
-            for ch in self._changed.intersection(text):
-                steps.update(self._fold_steps[ch])
-        return Normalized(
-            original=text,
-            text=folded,
-            steps=frozenset(steps),
-            folded_variants=self._fold_variants,
-            folded=folded,
+            return True
+        if self._leet.search(folded):
+            return True
+        return _HAS_DIGIT.search(folded) is not None and self._digit_words_act(folded)
+
+    def _digit_words_act(self, chars: str) -> bool:
+        return any(
+            self._digit_word_at(chars, run) is not None for run in self._digit_runs.finditer(chars)
         )
 
     def fold_char(self, ch: str) -> tuple[str, tuple[str, ...]]:
@@ -408,15 +445,11 @@ class Normalizer:
                 self._slow_cache[ch] = hit
         return hit
 
-    def _fold(self, text: str, steps: set[str]) -> _Edit:
-        folded = text.translate(self._table)
+    def _fold(self, text: str, folded: str, steps: set[str]) -> _Edit:
         # One pass folds every character that maps to exactly one; a character that maps to
         # none or several (and anything above the table) takes the per-character path.
         if _IRREGULAR not in folded and not _ASTRAL.search(text):
-            if folded != text:
-                for ch in self._changed.intersection(text):
-                    steps.update(self._fold_steps[ch])
-            return _Edit(folded, None, None)
+            return _Edit(folded, None, None)  # its steps are worked out when asked
         pieces: list[str] = []
         starts: list[int] = []
         ends: list[int] = []
@@ -430,45 +463,24 @@ class Normalizer:
         return _Edit("".join(pieces), starts, ends)
 
     def _drop_separators(self, edit: _Edit) -> bool:
-        chars = edit.chars
-        size = len(chars)
-        found: list[tuple[int, int, str, Variant | None]] = []
-        for run in self._separator_runs.finditer(chars):
-            start, end = run.span()
-            if start == 0 or end == size:
-                continue
-            left, right = chars[start - 1], chars[end]
-            if _is_han(left):
-                drop = _is_han(right) or right in _LATIN_OR_DIGIT
-            elif left in _LATIN_OR_DIGIT and _is_han(right):
-                drop = True
-            else:
-                # Single letters spelled apart (f u c k, s.b); two real words stay apart.
-                drop = (
-                    left in _LATIN
-                    and right in _LATIN
-                    and (start < 2 or chars[start - 2] not in _LATIN_OR_DIGIT)
-                    and (end + 1 >= size or chars[end + 1] not in _LATIN_OR_DIGIT)
-                )
-            if drop:
-                found.append((start, end, "", None))
-        if not found:
-            return False
-        edit.apply(found)
-        return True
+        found: list[tuple[int, int, str, Variant | None]] = [
+            (m.start(), m.end(), "", None) for m in self._separator_drop.finditer(edit.chars)
+        ]
+        if found:
+            edit.apply(found)
+        return bool(found)
 
     def _collapse_repeats(self, edit: _Edit) -> bool:
         found = [
-            (m.start(), m.end(), m.group(1), Variant.REPEAT)
-            for m in self._repeats.finditer(edit.chars)
+            (m.start(), m.end(), ch, Variant.REPEAT)
+            for m in self._any_triple.finditer(edit.chars)
+            if _REPEATABLE.fullmatch(ch := m.group(1))
         ]
         if found:
             edit.apply(found)
         return bool(found)
 
     def _leetspeak(self, edit: _Edit) -> bool:
-        if _LEET_CHARS.isdisjoint(edit.chars):
-            return False
         found = [
             (m.start(), m.end(), LEET[m.group()], Variant.LEETSPEAK)
             for m in self._leet.finditer(edit.chars)
@@ -477,35 +489,60 @@ class Normalizer:
             edit.apply(found)
         return bool(found)
 
+    def _digit_word_at(self, chars: str, run: re.Match[str]) -> str | None:
+        """The word a digit run stands for, when it touches a Chinese character (else None)."""
+        word = self._digit_map.get(run.group())
+        if word is None:
+            return None
+        start, end = run.span()
+        left = chars[start - 1] if start else ""
+        right = chars[end] if end < len(chars) else ""
+        after_han = bool(left) and _is_han(left) and right not in _NOT_AFTER_DIGITS
+        before_han = (
+            left not in _NOT_BEFORE_DIGITS and bool(right) and _is_han(right) and right not in UNITS
+        )
+        return word if after_han or before_han else None
+
     def _digit_words(self, edit: _Edit) -> bool:
         chars = edit.chars
-        if _DIGITS.isdisjoint(chars):
+        if not _HAS_DIGIT.search(chars):
             return False
         found: list[tuple[int, int, str, Variant | None]] = []
         for run in self._digit_runs.finditer(chars):
-            word = self._digit_map.get(run.group())
-            if word is None:
-                continue
-            start, end = run.span()
-            left = chars[start - 1] if start else ""
-            right = chars[end] if end < len(chars) else ""
-            after_han = bool(left) and _is_han(left) and right not in _NOT_AFTER_DIGITS
-            before_han = (
-                left not in _NOT_BEFORE_DIGITS
-                and bool(right)
-                and _is_han(right)
-                and right not in UNITS
-            )
-            if after_han or before_han:
-                found.append((start, end, word, Variant.DIGIT))
+            word = self._digit_word_at(chars, run)
+            if word is not None:
+                found.append((*run.span(), word, Variant.DIGIT))
         if found:
             edit.apply(found)
         return bool(found)
 
     def __call__(self, text: str) -> Normalized:
-        """Normalize ``text``; pure, never raises, time linear in its length."""
+        """Normalize ``text``; pure, never raises, time linear in its length.
+
+        Most texts need only the folding: when it maps every character to one and no context
+        step would act, the folded text is the normalized text, with the identity map.
+        """
+        folded = text.translate(self._table)
+        if _IRREGULAR in folded or (
+            self._context_hint.search(folded)
+            and (_ASTRAL.search(folded) or self._context_acts(folded))
+        ):
+            return self._full(text, folded)
+        return Normalized(
+            text,
+            folded,
+            fold_steps=self._fold_steps if folded != text else _NO_STEPS,
+            folded_variants=self._fold_variants,
+            folded=folded,
+        )
+
+    def full(self, text: str) -> Normalized:
+        """Normalize ``text`` through every step, without the shortcut (equal results)."""
+        return self._full(text, text.translate(self._table))
+
+    def _full(self, text: str, translated: str) -> Normalized:
         steps: set[str] = set()
-        edit = self._fold(text, steps)
+        edit = self._fold(text, translated, steps)
         folded, folded_starts, folded_ends = edit.chars, edit.starts, edit.ends
         for name, run in (
             ("separators", self._drop_separators),
@@ -515,19 +552,23 @@ class Normalizer:
         ):
             if run(edit):
                 steps.add(name)
-        # Dropping separators can bring repeats together, and digits can become characters
-        # next to separators: a second round reaches the fixed point.
-        if steps & {"digits", "leetspeak"} and self._drop_separators(edit):
-            self._collapse_repeats(edit)
+        # Digits that became letters or characters can stand next to separators or make a
+        # run (a5ß -> asss): a second round reaches the fixed point.
+        if steps & {"digits", "leetspeak"}:
+            if self._drop_separators(edit):
+                steps.add("separators")
+            if self._collapse_repeats(edit):
+                steps.add("repeats")
         return Normalized(
             original=text,
             text=edit.chars,
-            starts=None if edit.starts is None else tuple(edit.starts),
-            ends=None if edit.ends is None else tuple(edit.ends),
+            starts=edit.starts,
+            ends=edit.ends,
             marks=edit.marks,
-            steps=frozenset(steps),
+            fired=frozenset(steps),
+            fold_steps=self._fold_steps,
             folded_variants=self._fold_variants,
             folded=folded,
-            folded_starts=None if folded_starts is None else tuple(folded_starts),
-            folded_ends=None if folded_ends is None else tuple(folded_ends),
+            folded_starts=folded_starts,
+            folded_ends=folded_ends,
         )

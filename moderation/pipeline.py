@@ -8,10 +8,10 @@ A failing model never fails a request: the answer is degraded and says so.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import structlog
 
@@ -46,6 +46,12 @@ MAX_CONTENT_ID_CHARS = 256
 MAX_HINT_CHARS = 64
 
 
+@functools.lru_cache(maxsize=64)
+def _not_needed(reason: str) -> Escalation:
+    """The escalation of an item the heuristics decided (one shared value per reason)."""
+    return Escalation(EscalationStatus.NOT_NEEDED, reason)
+
+
 class Escalator(Protocol):
     """Asks a model to judge an ambiguous item under a policy."""
 
@@ -73,8 +79,7 @@ class Escalator(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Screening:
+class Screening(NamedTuple):
     """What the heuristics saw: the normalized view, enabled findings and the triage."""
 
     content: Content
@@ -85,12 +90,7 @@ class Screening:
 
 
 class Moderator:
-    """Judges content. Build once at start; ``moderate`` is safe to call concurrently.
-
-    ``quick`` gives the normalized view when it is cheap to have, and may answer "nothing
-    here" for a text without running the detectors; it must never say so of a text any
-    detector would flag, and its view must equal the normalizer's.
-    """
+    """Judges content. Build once at start; ``moderate`` is safe to call concurrently."""
 
     def __init__(
         self,
@@ -102,11 +102,9 @@ class Moderator:
         fingerprint: Callable[[str], str],
         escalator: Escalator | None = None,
         max_text_chars: int = 20_000,
-        quick: Callable[[str], tuple[Normalized | None, bool]] | None = None,
         on_result: Callable[[ModerationResult], None] | None = None,
     ) -> None:
         self._normalize = normalizer
-        self._quick = quick
         self._on_result = on_result
         self._detectors = tuple(detectors)
         self.policies = policies
@@ -153,13 +151,12 @@ class Moderator:
     def screen(self, content: Content) -> Screening:
         """Validate, normalize, detect and triage: the pure, synchronous part."""
         policy = self.validate(content)
+        normalized = self._normalize(content.text)
         findings: list[Finding] = []
-        view, clean = self._quick(content.text) if self._quick is not None else (None, False)
-        normalized = view or self._normalize(content.text)
-        if not clean:
-            for detector in self._detectors:
-                findings.extend(detector.detect(normalized, policy.jurisdiction))
-        findings = decide.enabled(findings, policy)
+        for detector in self._detectors:
+            findings.extend(detector.detect(normalized, policy.jurisdiction))
+        if findings:
+            findings = decide.enabled(findings, policy)
         return Screening(
             content=content,
             policy=policy,
@@ -178,9 +175,7 @@ class Moderator:
         began = time.monotonic()
         screening = self.screen(content)
         if screening.triage.route is Route.CLEAR:
-            result = self._heuristic(
-                screening, Escalation(EscalationStatus.NOT_NEEDED, screening.triage.reason)
-            )
+            result = self._heuristic(screening, _not_needed(screening.triage.reason))
         else:
             result = await self._escalate(screening, deadline)
         self._log(screening, result, time.monotonic() - began)
@@ -199,9 +194,7 @@ class Moderator:
             began = time.monotonic()
             screening = self.screen(content)
             if screening.triage.route is Route.CLEAR:
-                result = self._heuristic(
-                    screening, Escalation(EscalationStatus.NOT_NEEDED, screening.triage.reason)
-                )
+                result = self._heuristic(screening, _not_needed(screening.triage.reason))
                 self._log(screening, result, time.monotonic() - began)
                 results[index] = result
             else:
@@ -222,9 +215,7 @@ class Moderator:
         """Answer from the heuristics alone (no model, no log line): CLEAR items are decided,
         AMBIGUOUS ones degrade with status SKIPPED. For evaluation."""
         if screening.triage.route is Route.CLEAR:
-            return self._heuristic(
-                screening, Escalation(EscalationStatus.NOT_NEEDED, screening.triage.reason)
-            )
+            return self._heuristic(screening, _not_needed(screening.triage.reason))
         return self._degraded(
             screening, Escalation(EscalationStatus.SKIPPED, screening.triage.reason)
         )
