@@ -399,29 +399,14 @@ class Normalizer:
         self._leet = re.compile(r"[013457@$](?<=[a-z][013457@$])(?=[a-z])")
         self._digit_runs = re.compile(r"[0-9]+")
         self._digit_map = {row[0]: row[1] for row in _data("digits.tsv")}
-        # One pass that finds nothing in most texts: no context step can act, no character
-        # lies above the table (a character above it stays itself in the folded text).
-        self._context_hint = re.compile(
-            "|".join(
-                (
-                    self._separator_drop.pattern,
-                    r"(.)\1\1",
-                    self._leet.pattern,
-                    "[0-9]",
-                    _ASTRAL.pattern,
-                )
-            )
-        )
 
     def _context_acts(self, folded: str) -> bool:
         """True when some context step would change ``folded`` (each test mirrors its step)."""
-        if self._separator_drop.search(folded):
-            return True
         if self._any_triple.search(folded) and any(
             _REPEATABLE.fullmatch(m.group(1)) for m in self._any_triple.finditer(folded)
         ):
             return True
-        if self._leet.search(folded):
+        if self._leet.search(folded) or self._separator_drop.search(folded):
             return True
         return _HAS_DIGIT.search(folded) is not None and self._digit_words_act(folded)
 
@@ -523,10 +508,7 @@ class Normalizer:
         step would act, the folded text is the normalized text, with the identity map.
         """
         folded = text.translate(self._table)
-        if _IRREGULAR in folded or (
-            self._context_hint.search(folded)
-            and (_ASTRAL.search(folded) or self._context_acts(folded))
-        ):
+        if _IRREGULAR in folded or _ASTRAL.search(folded) or self._context_acts(folded):
             return self._full(text, folded)
         return Normalized(
             text,

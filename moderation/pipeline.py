@@ -339,6 +339,16 @@ class Moderator:
     def _log(self, screening: Screening, result: ModerationResult, elapsed: float) -> None:
         if self._on_result is not None:
             self._on_result(result)
+        escalation = result.escalation
+        model: dict[str, object] = {}
+        if escalation.model:  # the model was asked: what it cost
+            model = {
+                "model": escalation.model,
+                "model_latency_ms": round(escalation.latency_s * 1000, 2),
+                "prompt_tokens": escalation.prompt_tokens,
+                "completion_tokens": escalation.completion_tokens,
+                "cost": escalation.cost,
+            }
         log.info(
             "moderation.decided",
             content_id=result.content_id,
@@ -347,16 +357,12 @@ class Moderator:
             categories=[label.category.name for label in result.labels],
             rules=sorted({f.rule for f in screening.findings}),
             route=screening.triage.route.name,
-            escalation=result.escalation.status.name,
-            escalation_reason=result.escalation.reason,
-            model=result.escalation.model or None,
-            model_latency_ms=round(result.escalation.latency_s * 1000, 2),
-            prompt_tokens=result.escalation.prompt_tokens,
-            completion_tokens=result.escalation.completion_tokens,
-            cost=result.escalation.cost,
+            escalation=escalation.status.name,
+            escalation_reason=escalation.reason,
             policy_version=result.policy_version,
             lexicon_version=result.lexicon_version,
             latency_ms=round(elapsed * 1000, 3),
             chars=len(screening.content.text),
             text_fp=self._fingerprint(screening.content.text),
+            **model,
         )
