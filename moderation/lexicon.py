@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import NamedTuple
 
 import daachorse
 import rjieba
@@ -197,8 +198,7 @@ def parse(source: str, text: str) -> list[Entry]:
     return entries
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+class Hit(NamedTuple):
     """One occurrence of an entry: ``[start, end)`` in the normalized text, and how it matched.
 
     ``variant`` is set by the view (split characters, homophones, pinyin, masked letters) or
@@ -355,20 +355,26 @@ class Lexicon:
                     if cut:
                         continue
                 hits.append(Hit(start, end, entry, variant))
-        hits.extend(self._sound_hits(norm, hits))
+        view = self._phonetics.view(norm)
+        matches = self._sounds.find(view.codes)
+        if matches:
+            hits.extend(self._sound_hits(norm, view, matches, hits))
         if hits and len(self._contexts):
             hits = self._without_allowed(norm, hits)
         return hits
 
-    def _sound_hits(self, norm: str, found: list[Hit]) -> Iterable[Hit]:
-        view: PhoneticView = self._phonetics.view(norm)
-        matches = self._sounds.find(view.codes)
-        if not matches:
-            return
+    def _sound_hits(
+        self,
+        norm: str,
+        view: PhoneticView,
+        matches: list[tuple[int, int, list[tuple[Entry, Variant | None]]]],
+        found: list[Hit],
+    ) -> list[Hit]:
         seen = {(h.start, h.end, h.entry.rule) for h in found}
+        out = []
         for start, end, payload in matches:
             n_start, n_end = view.span(start, end)
-            latin = any(k in view.latin for k in range(start, end))
+            latin = bool(view.latin) and any(k in view.latin for k in range(start, end))
             inside = False
             if latin:
                 variant = Variant.PINYIN
@@ -387,7 +393,8 @@ class Lexicon:
                     norm, n_start, n_end, entry.term, self._terms
                 ):
                     continue
-                yield Hit(n_start, n_end, entry, variant, inside)
+                out.append(Hit(n_start, n_end, entry, variant, inside))
+        return out
 
     def _without_allowed(self, norm: str, hits: list[Hit]) -> list[Hit]:
         allowed = [(s, e, norm[s:e]) for s, e, _ in self._contexts.find(norm)]

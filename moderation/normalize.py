@@ -260,7 +260,8 @@ class Normalized(NamedTuple):
 
     def variant(self, i: int, j: int) -> Variant:
         """How normalized ``[i, j)`` was disguised in the original (EXACT when it was not)."""
-        found: list[Variant] = [self.marks[k] for k in range(i, j) if k in self.marks]
+        marks = self.marks
+        found: list[Variant] = [marks[k] for k in range(i, j) if k in marks] if marks else []
         start, end = self.span(i, j)
         found.extend(
             self.folded_variants[ch]

@@ -87,6 +87,8 @@ class Screening(NamedTuple):
     normalized: Normalized
     findings: tuple[Finding, ...]
     triage: Triage
+    began: float
+    """``time.monotonic()`` when screening began (the logged latency counts from it)."""
 
 
 class Moderator:
@@ -150,6 +152,7 @@ class Moderator:
 
     def screen(self, content: Content) -> Screening:
         """Validate, normalize, detect and triage: the pure, synchronous part."""
+        began = time.monotonic()
         policy = self.validate(content)
         normalized = self._normalize(content.text)
         findings: list[Finding] = []
@@ -158,12 +161,33 @@ class Moderator:
         if findings:
             findings = decide.enabled(findings, policy)
         return Screening(
-            content=content,
-            policy=policy,
-            normalized=normalized,
-            findings=tuple(findings),
-            triage=decide.triage(findings, policy, content.escalation),
+            content,
+            policy,
+            normalized,
+            tuple(findings),
+            decide.triage(findings, policy, content.escalation),
+            began,
         )
+
+    def heuristics(self, content: Content) -> tuple[Screening, ModerationResult | None]:
+        """Screen ``content`` and, when the heuristics can decide it, answer and log at once.
+
+        None in second place means the model is needed: pass the screening to ``escalate``.
+        Raises ``InvalidRequest`` for bad input.
+        """
+        screening = self.screen(content)
+        if screening.triage.route is not Route.CLEAR:
+            return screening, None
+        result = self._heuristic(screening, _not_needed(screening.triage.reason))
+        self._log(screening, result)
+        return screening, result
+
+    async def escalate(self, screening: Screening, deadline: float | None) -> ModerationResult:
+        """Answer and log an item the heuristics could not decide; never raises for a failing
+        model. ``deadline`` is a ``time.monotonic()`` instant bounding the model call."""
+        result = await self._escalate(screening, deadline)
+        self._log(screening, result)
+        return result
 
     async def moderate(
         self, content: Content, *, deadline: float | None = None
@@ -172,14 +196,8 @@ class Moderator:
 
         Raises ``InvalidRequest`` for bad input; never raises for a failing model.
         """
-        began = time.monotonic()
-        screening = self.screen(content)
-        if screening.triage.route is Route.CLEAR:
-            result = self._heuristic(screening, _not_needed(screening.triage.reason))
-        else:
-            result = await self._escalate(screening, deadline)
-        self._log(screening, result, time.monotonic() - began)
-        return result
+        screening, result = self.heuristics(content)
+        return result if result is not None else await self.escalate(screening, deadline)
 
     async def moderate_many(
         self, contents: Sequence[Content], *, deadline: float | None = None, concurrency: int = 32
@@ -189,24 +207,17 @@ class Moderator:
         Items the heuristics can decide are answered inline; only escalations become tasks.
         """
         results: list[ModerationResult | None] = [None] * len(contents)
-        escalations: list[tuple[int, Screening, float]] = []
+        escalations: list[tuple[int, Screening]] = []
         for index, content in enumerate(contents):
-            began = time.monotonic()
-            screening = self.screen(content)
-            if screening.triage.route is Route.CLEAR:
-                result = self._heuristic(screening, _not_needed(screening.triage.reason))
-                self._log(screening, result, time.monotonic() - began)
-                results[index] = result
-            else:
-                escalations.append((index, screening, began))
+            screening, results[index] = self.heuristics(content)
+            if results[index] is None:
+                escalations.append((index, screening))
         if escalations:
             slots = asyncio.Semaphore(concurrency)
 
-            async def one(index: int, screening: Screening, began: float) -> None:
+            async def one(index: int, screening: Screening) -> None:
                 async with slots:
-                    result = await self._escalate(screening, deadline)
-                self._log(screening, result, time.monotonic() - began)
-                results[index] = result
+                    results[index] = await self.escalate(screening, deadline)
 
             await asyncio.gather(*(one(*item) for item in escalations))
         return [r for r in results if r is not None]
@@ -336,7 +347,7 @@ class Moderator:
         ordered = tuple(sorted(labels.values(), key=lambda lb: (-lb.severity, lb.category.value)))
         return self._result(screening, decision, ordered, escalation)
 
-    def _log(self, screening: Screening, result: ModerationResult, elapsed: float) -> None:
+    def _log(self, screening: Screening, result: ModerationResult) -> None:
         if self._on_result is not None:
             self._on_result(result)
         escalation = result.escalation
@@ -361,7 +372,7 @@ class Moderator:
             escalation_reason=escalation.reason,
             policy_version=result.policy_version,
             lexicon_version=result.lexicon_version,
-            latency_ms=round(elapsed * 1000, 3),
+            latency_ms=round((time.monotonic() - screening.began) * 1000, 3),
             chars=len(screening.content.text),
             text_fp=self._fingerprint(screening.content.text),
             **model,

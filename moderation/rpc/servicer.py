@@ -16,7 +16,7 @@ import structlog
 
 from moderation.domain import Content
 from moderation.errors import BatchTooLarge, InvalidRequest
-from moderation.pipeline import Moderator
+from moderation.pipeline import Moderator, Screening
 from moderation.rpc import convert
 from moderation.rpc.access import PermissionDenied, current_client
 from moderation.rpc.interceptors import status_for
@@ -107,32 +107,38 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
         answers: asyncio.Queue[pb.ModerateResponse | _End] = asyncio.Queue()
         tasks: set[asyncio.Task[None]] = set()
 
-        async def judge(request: pb.ModerateRequest) -> None:
-            try:
-                content = self._content(request)
-                result = await self._moderator.moderate(content, deadline=deadline)
-                answer = convert.to_response(result)
-            except (InvalidRequest, PermissionDenied) as error:
-                answer = pb.ModerateResponse(
-                    content_id=request.content_id,
-                    error=pb.ItemError(code=status_for(error).value[0], message=str(error)),
-                )
-            except Exception as error:
+        def failed(request: pb.ModerateRequest, error: Exception) -> pb.ModerateResponse:
+            if isinstance(error, InvalidRequest | PermissionDenied):
+                code, message = status_for(error).value[0], str(error)
+            else:
                 log.error("rpc.stream_item_failed", error_type=type(error).__name__)
-                answer = pb.ModerateResponse(
-                    content_id=request.content_id,
-                    error=pb.ItemError(
-                        code=grpc.StatusCode.INTERNAL.value[0], message="internal error"
-                    ),
-                )
-            await answers.put(answer)
+                code, message = grpc.StatusCode.INTERNAL.value[0], "internal error"
+            return pb.ModerateResponse(
+                content_id=request.content_id, error=pb.ItemError(code=code, message=message)
+            )
+
+        async def escalate(request: pb.ModerateRequest, screening: Screening) -> None:
+            try:
+                answer = convert.to_response(await self._moderator.escalate(screening, deadline))
+            except Exception as error:
+                answer = failed(request, error)
+            answers.put_nowait(answer)
 
         async def read() -> None:
             error: BaseException | None = None
             try:
                 async for request in request_iterator:
                     await slots.acquire()  # backpressure: no more than the window in flight
-                    task = asyncio.create_task(judge(request))
+                    # What the heuristics decide is answered here; only the model gets a task.
+                    try:
+                        screening, result = self._moderator.heuristics(self._content(request))
+                        if result is not None:
+                            answers.put_nowait(convert.to_response(result))
+                            continue
+                    except Exception as item_error:
+                        answers.put_nowait(failed(request, item_error))
+                        continue
+                    task = asyncio.create_task(escalate(request, screening))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 while tasks:
