@@ -120,6 +120,11 @@ class _LineLogger:
 _LINE_LOGGER = _LineLogger()
 
 
+def enabled(level: int) -> bool:
+    """True when lines of ``level`` (``logging.INFO`` ...) are written: skip building others."""
+    return level >= _SINK.level
+
+
 def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Configure structlog and the standard library to write JSON lines to ``stream``.
 

@@ -24,6 +24,10 @@ Context steps then work on the folded text with precompiled patterns:
 - ``digits``: a whole digit run touching a Chinese character becomes what it stands for
   (你妈4了, 装13), unless a unit or measure word follows (4个, 64位, 250元).
 
+Most texts need none of the context steps: a few precompiled tests, each the exact condition
+under which its step acts, say so, and then the folded text is the normalized text with the
+identity map (``Normalizer.full`` always runs every step; a property test holds the two equal).
+
 The phonetic view (each Han character as its toneless pinyin syllable) is built by the
 detectors from ``Normalized.text``. Pure and synchronous; imports only ``domain``.
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
@@ -37,6 +38,7 @@ from moderation.errors import (
     TextTooLong,
     UnknownJurisdiction,
 )
+from moderation.log import enabled as logging_enabled
 from moderation.normalize import Normalized, Normalizer
 from moderation.policy import Policy, PolicySet
 
@@ -350,6 +352,8 @@ class Moderator:
     def _log(self, screening: Screening, result: ModerationResult) -> None:
         if self._on_result is not None:
             self._on_result(result)
+        if not logging_enabled(logging.INFO):
+            return
         escalation = result.escalation
         model: dict[str, object] = {}
         if escalation.model:  # the model was asked: what it cost
