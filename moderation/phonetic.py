@@ -46,6 +46,10 @@ def _toneless(reading: str) -> str:
     )
 
 
+def _is_latin(ch: str) -> bool:
+    return "a" <= ch <= "z"
+
+
 class PhoneticView(NamedTuple):
     """Syllable codes and, per code, the span of the normalized text it came from."""
 
@@ -84,6 +88,7 @@ class Phonetics:
         self._list: list[str | int] = [table.get(cp, cp) for cp in range(LIST_SIZE)]
         self._above_list = re.compile(f"[{chr(LIST_SIZE)}-\U0010ffff]")
         self._segments: dict[str, tuple[str, ...] | None] = {}
+        self._pinyin_words: set[str] = set()  # the cached words that are pinyin
         self._latin_syllables = {s for s in syllables if s not in NOT_IN_LATIN and s.isascii()}
         self._longest = max(len(s) for s in self._latin_syllables)
         self._latin = re.compile(r"[a-z]+")
@@ -115,9 +120,56 @@ class Phonetics:
             return self._segments[token]
         except KeyError:
             parts = self._segment(token)
-        if len(self._segments) < MAX_CACHED_TOKENS:
-            self._segments[token] = parts
+        if len(self._segments) >= MAX_CACHED_TOKENS:
+            self._segments.clear()
+            self._pinyin_words.clear()
+        self._segments[token] = parts
+        if parts:
+            self._pinyin_words.add(token)
         return parts
+
+    def _alone(self, text: str, codes: str, word: str, company: bool) -> bool:
+        """True when every whole-word occurrence of the one-syllable ``word`` stands alone:
+        no syllable code beside it, and no pinyin word beside it across a gap (the rule of
+        ``_joinable``, without scanning every word). ``company``: the text holds another
+        pinyin word, or this one twice (else no pinyin word can be beside it)."""
+        size = len(word)
+        start = text.find(word)
+        while start >= 0:
+            end = start + size
+            whole = (start == 0 or not _is_latin(text[start - 1])) and (
+                end == len(text) or not _is_latin(text[end])
+            )
+            if whole and (
+                (start > 0 and self.is_code(codes[start - 1]))
+                or (end < len(codes) and self.is_code(codes[end]))
+                or (company and self._pinyin_beside(text, start, end))
+            ):
+                return False
+            start = text.find(word, start + 1)
+        return True
+
+    def _pinyin_beside(self, text: str, start: int, end: int) -> bool:
+        """True when a pinyin word stands next to ``text[start:end]`` with only a gap between."""
+        left = start - 1
+        while left >= 0 and text[left] in GAP:
+            left -= 1
+        if left < start - 1 and left >= 0 and _is_latin(text[left]):
+            first = left
+            while first > 0 and _is_latin(text[first - 1]):
+                first -= 1
+            if self.segment(text[first : left + 1]):
+                return True
+        right = end
+        while right < len(text) and text[right] in GAP:
+            right += 1
+        if right > end and right < len(text) and _is_latin(text[right]):
+            last = right
+            while last + 1 < len(text) and _is_latin(text[last + 1]):
+                last += 1
+            if self.segment(text[right : last + 1]):
+                return True
+        return False
 
     def _segment(self, token: str) -> tuple[str, ...] | None:
         if len(token) > MAX_TOKEN:
@@ -144,8 +196,23 @@ class Phonetics:
         reference the tests hold the shortcut to: both find the same keys).
         """
         codes = self.syllables(text)
+        words = self._latin.findall(text)
+        if not words:
+            return PhoneticView(codes, None, None, frozenset())
+        distinct = set(words)
         segment = self.segment
-        if not any(segment(word) for word in self._latin.findall(text)):
+        if distinct.difference(self._segments):  # a word seen for the first time
+            pinyin = {word for word in distinct if segment(word)}
+        else:
+            pinyin = self._pinyin_words.intersection(distinct)
+        if not pinyin or (
+            not every_word
+            and all(
+                len(segment(w) or ()) == 1
+                and self._alone(text, codes, w, len(pinyin) > 1 or words.count(w) > 1)
+                for w in pinyin
+            )
+        ):
             return PhoneticView(codes, None, None, frozenset())
         tokens = [
             (m.start(), m.end(), parts)
