@@ -8,10 +8,17 @@ This module imports nothing of ours but ``errors``; it knows nothing of gRPC.
 from __future__ import annotations
 
 import enum
+
+
+class _Enum(enum.Enum):
+    """An enum whose members hash by identity (they are singletons, and equal only to
+    themselves): ``Enum``'s own hash is a Python function called on every dict lookup."""
+
+    __hash__ = object.__hash__
 from dataclasses import dataclass, field
 
 
-class Category(enum.Enum):
+class Category(_Enum):
     """Risk categories (see DESIGN.md for what each covers)."""
 
     ABUSE = "ABUSE"
@@ -44,7 +51,7 @@ class Decision(enum.IntEnum):
     BLOCK = 3
 
 
-class Source(enum.Enum):
+class Source(_Enum):
     """Which stage produced a label."""
 
     LEXICON = "LEXICON"
@@ -52,7 +59,7 @@ class Source(enum.Enum):
     LLM = "LLM"
 
 
-class Variant(enum.Enum):
+class Variant(_Enum):
     """How a span disguised the canonical term."""
 
     EXACT = "EXACT"
@@ -71,7 +78,7 @@ class Variant(enum.Enum):
     GLYPH = "GLYPH"
 
 
-class EscalationMode(enum.Enum):
+class EscalationMode(_Enum):
     """Whether the caller lets the model be asked."""
 
     AUTO = "AUTO"
@@ -79,7 +86,7 @@ class EscalationMode(enum.Enum):
     ALWAYS = "ALWAYS"
 
 
-class EscalationStatus(enum.Enum):
+class EscalationStatus(_Enum):
     """What happened with the model for one item."""
 
     NOT_NEEDED = "NOT_NEEDED"
@@ -141,7 +148,7 @@ class Label:
     rationale: str = ""
 
 
-class Route(enum.Enum):
+class Route(_Enum):
     """Triage outcome: decide now, or ask the model."""
 
     CLEAR = "CLEAR"

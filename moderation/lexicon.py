@@ -228,6 +228,26 @@ def load_decompositions() -> Mapping[str, list[tuple[str, ...]]]:
     return table
 
 
+def _distinct(
+    payload: list[tuple[Entry, Variant | None]],
+) -> list[tuple[Entry, Variant | None]]:
+    """One entry per kind of finding: entries that sound alike (傻逼, 煞笔, 沙比) and differ only
+    in the term would each give the same finding on the same span, and the first is kept."""
+    kept: dict[tuple[object, ...], tuple[Entry, Variant | None]] = {}
+    for entry, variant in payload:
+        kind = (
+            entry.category,
+            entry.subcategory,
+            entry.severity,
+            entry.flags,
+            entry.jurisdictions,
+            len(entry.term),
+            variant,
+        )
+        kept.setdefault(kind, (entry, variant))
+    return list(kept.values())
+
+
 class _Automaton:
     """Patterns -> payloads, over one string; daachorse wants unique patterns."""
 
@@ -290,7 +310,7 @@ class Lexicon:
         # Terms that are signals of their own (not group or negative words, which are ordinary).
         self._terms = frozenset(e.term for e in self.entries if not (e.group or e.negative))
         self._characters = _Automaton(characters)
-        self._sounds = _Automaton(sounds)
+        self._sounds = _Automaton({key: _distinct(payload) for key, payload in sounds.items()})
         # Every character pattern (split forms and masks included), for the quick check.
         self._any_pattern = daachorse.CharwiseDoubleArrayAhoCorasick(list(characters))
         self._latin = {p: p.isascii() and p.replace("*", "").isalnum() for p in characters}
