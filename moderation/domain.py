@@ -8,6 +8,7 @@ This module imports nothing of ours but ``errors``; it knows nothing of gRPC.
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass, field
 
 
 class _Enum(enum.Enum):
@@ -15,7 +16,6 @@ class _Enum(enum.Enum):
     themselves): ``Enum``'s own hash is a Python function called on every dict lookup."""
 
     __hash__ = object.__hash__
-from dataclasses import dataclass, field
 
 
 class Category(_Enum):
