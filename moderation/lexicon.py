@@ -311,8 +311,6 @@ class Lexicon:
         self._terms = frozenset(e.term for e in self.entries if not (e.group or e.negative))
         self._characters = _Automaton(characters)
         self._sounds = _Automaton({key: _distinct(payload) for key, payload in sounds.items()})
-        # Every character pattern (split forms and masks included), for the quick check.
-        self._any_pattern = daachorse.CharwiseDoubleArrayAhoCorasick(list(characters))
         self._latin = {p: p.isascii() and p.replace("*", "").isalnum() for p in characters}
         contexts = sorted({c for e in self.entries for c in e.allow})
         self._contexts = _Automaton({c: [] for c in contexts})

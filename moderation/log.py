@@ -101,7 +101,7 @@ _LEVELS = {
 
 
 def _at_level(_logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    if _LEVELS.get(name, logging.INFO) < _SINK.level:
+    if not enabled(_LEVELS.get(name, logging.INFO)):
         raise structlog.DropEvent
     return event
 

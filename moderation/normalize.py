@@ -196,7 +196,6 @@ _HAS_DIGIT = re.compile("[0-9]")
 #: What a run of repeats may be made of: not digits (13888889999) nor punctuation (!!!).
 _REPEATABLE = re.compile(f"[{HAN}a-z]")
 _LATIN_OR_DIGIT = _LATIN | _DIGITS
-_LEET_CHARS = frozenset("013457@$")
 _NOT_AFTER_DIGITS = _LATIN_OR_DIGIT | frozenset(UNITS) | {"%", "."}
 _NOT_BEFORE_DIGITS = _LATIN_OR_DIGIT | {"."}
 
@@ -308,6 +307,10 @@ _PRIORITY = {
 }
 
 
+#: One edit of a context step: ``[start, end)`` becomes the text, marked with the variant.
+_Change = tuple[int, int, str, Variant | None]
+
+
 class _Edit:
     """A text under context steps, with each character's original span (built lazily)."""
 
@@ -324,7 +327,7 @@ class _Edit:
             return range(len(self.chars)), range(1, len(self.chars) + 1)  # the identity
         return self.starts, self.ends
 
-    def apply(self, edits: Sequence[tuple[int, int, str, Variant | None]]) -> None:
+    def apply(self, edits: Sequence[_Change]) -> None:
         """Replace each ``[start, end)`` with its text; each output char spans the whole input."""
         starts, ends = self._spans()
         old_marks = self.marks
@@ -353,6 +356,13 @@ class _Edit:
         new_ends.extend(ends[cursor:])
         self.chars = "".join(out)
         self.starts, self.ends, self.marks = new_starts, new_ends, marks
+
+    def change(self, find: Callable[[str], list[_Change]]) -> bool:
+        """Apply the edits ``find`` finds in the text; False when it finds none."""
+        found = find(self.chars)
+        if found:
+            self.apply(found)
+        return bool(found)
 
     @staticmethod
     def _carry(
@@ -404,21 +414,16 @@ class Normalizer:
         self._leet = re.compile(r"[013457@$](?<=[a-z][013457@$])(?=[a-z])")
         self._digit_runs = re.compile(r"[0-9]+")
         self._digit_map = {row[0]: row[1] for row in _data("digits.tsv")}
+        self._context_steps: tuple[tuple[str, Callable[[str], list[_Change]]], ...] = (
+            ("separators", self._separators),
+            ("repeats", self._repeats),
+            ("leetspeak", self._leetspeak),
+            ("digits", self._digit_words),
+        )
 
     def _context_acts(self, folded: str) -> bool:
-        """True when some context step would change ``folded`` (each test mirrors its step)."""
-        if self._any_triple.search(folded) and any(
-            _REPEATABLE.fullmatch(m.group(1)) for m in self._any_triple.finditer(folded)
-        ):
-            return True
-        if self._leet.search(folded) or self._separator_drop.search(folded):
-            return True
-        return _HAS_DIGIT.search(folded) is not None and self._digit_words_act(folded)
-
-    def _digit_words_act(self, chars: str) -> bool:
-        return any(
-            self._digit_word_at(chars, run) is not None for run in self._digit_runs.finditer(chars)
-        )
+        """True when some context step would change ``folded`` (each step's own finder says)."""
+        return any(find(folded) for _, find in self._context_steps)
 
     def fold_char(self, ch: str) -> tuple[str, tuple[str, ...]]:
         """The context-free folding of one character and the steps that fired."""
@@ -452,59 +457,45 @@ class Normalizer:
                 ends.append(index + 1)
         return _Edit("".join(pieces), starts, ends)
 
-    def _drop_separators(self, edit: _Edit) -> bool:
-        found: list[tuple[int, int, str, Variant | None]] = [
-            (m.start(), m.end(), "", None) for m in self._separator_drop.finditer(edit.chars)
-        ]
-        if found:
-            edit.apply(found)
-        return bool(found)
+    # Each context step finds its edits in a text: (start, end, replacement, variant).
 
-    def _collapse_repeats(self, edit: _Edit) -> bool:
-        found = [
+    def _separators(self, chars: str) -> list[_Change]:
+        return [(m.start(), m.end(), "", None) for m in self._separator_drop.finditer(chars)]
+
+    def _repeats(self, chars: str) -> list[_Change]:
+        return [
             (m.start(), m.end(), ch, Variant.REPEAT)
-            for m in self._any_triple.finditer(edit.chars)
+            for m in self._any_triple.finditer(chars)
             if _REPEATABLE.fullmatch(ch := m.group(1))
         ]
-        if found:
-            edit.apply(found)
-        return bool(found)
 
-    def _leetspeak(self, edit: _Edit) -> bool:
-        found = [
+    def _leetspeak(self, chars: str) -> list[_Change]:
+        return [
             (m.start(), m.end(), LEET[m.group()], Variant.LEETSPEAK)
-            for m in self._leet.finditer(edit.chars)
+            for m in self._leet.finditer(chars)
         ]
-        if found:
-            edit.apply(found)
-        return bool(found)
 
-    def _digit_word_at(self, chars: str, run: re.Match[str]) -> str | None:
-        """The word a digit run stands for, when it touches a Chinese character (else None)."""
-        word = self._digit_map.get(run.group())
-        if word is None:
-            return None
-        start, end = run.span()
-        left = chars[start - 1] if start else ""
-        right = chars[end] if end < len(chars) else ""
-        after_han = bool(left) and _is_han(left) and right not in _NOT_AFTER_DIGITS
-        before_han = (
-            left not in _NOT_BEFORE_DIGITS and bool(right) and _is_han(right) and right not in UNITS
-        )
-        return word if after_han or before_han else None
-
-    def _digit_words(self, edit: _Edit) -> bool:
-        chars = edit.chars
+    def _digit_words(self, chars: str) -> list[_Change]:
         if not _HAS_DIGIT.search(chars):
-            return False
-        found: list[tuple[int, int, str, Variant | None]] = []
+            return []
+        found: list[_Change] = []
         for run in self._digit_runs.finditer(chars):
-            word = self._digit_word_at(chars, run)
-            if word is not None:
-                found.append((*run.span(), word, Variant.DIGIT))
-        if found:
-            edit.apply(found)
-        return bool(found)
+            word = self._digit_map.get(run.group())
+            if word is None:
+                continue
+            start, end = run.span()
+            left = chars[start - 1] if start else ""
+            right = chars[end] if end < len(chars) else ""
+            after_han = bool(left) and _is_han(left) and right not in _NOT_AFTER_DIGITS
+            before_han = (
+                left not in _NOT_BEFORE_DIGITS
+                and bool(right)
+                and _is_han(right)
+                and right not in UNITS
+            )
+            if after_han or before_han:
+                found.append((start, end, word, Variant.DIGIT))
+        return found
 
     def __call__(self, text: str) -> Normalized:
         """Normalize ``text``; pure, never raises, time linear in its length.
@@ -531,20 +522,15 @@ class Normalizer:
         steps: set[str] = set()
         edit = self._fold(text, translated, steps)
         folded, folded_starts, folded_ends = edit.chars, edit.starts, edit.ends
-        for name, run in (
-            ("separators", self._drop_separators),
-            ("repeats", self._collapse_repeats),
-            ("leetspeak", self._leetspeak),
-            ("digits", self._digit_words),
-        ):
-            if run(edit):
+        for name, find in self._context_steps:
+            if edit.change(find):
                 steps.add(name)
         # Digits that became letters or characters can stand next to separators or make a
         # run (a5ß -> asss): a second round reaches the fixed point.
         if steps & {"digits", "leetspeak"}:
-            if self._drop_separators(edit):
+            if edit.change(self._separators):
                 steps.add("separators")
-            if self._collapse_repeats(edit):
+            if edit.change(self._repeats):
                 steps.add("repeats")
         return Normalized(
             original=text,

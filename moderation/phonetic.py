@@ -128,48 +128,25 @@ class Phonetics:
             self._pinyin_words.add(token)
         return parts
 
-    def _alone(self, text: str, codes: str, word: str, company: bool) -> bool:
-        """True when every whole-word occurrence of the one-syllable ``word`` stands alone:
-        no syllable code beside it, and no pinyin word beside it across a gap (the rule of
-        ``_joinable``, without scanning every word). ``company``: the text holds another
-        pinyin word, or this one twice (else no pinyin word can be beside it)."""
-        size = len(word)
+    def _alone(self, text: str, codes: str, word: str) -> bool:
+        """True when no whole-word occurrence of ``word`` has a syllable code beside it.
+
+        For a text whose only pinyin is this one-syllable word, once: then nothing else can
+        join it into a key (``_joinable`` decides every other case).
+        """
         start = text.find(word)
         while start >= 0:
-            end = start + size
+            end = start + len(word)
             whole = (start == 0 or not _is_latin(text[start - 1])) and (
                 end == len(text) or not _is_latin(text[end])
             )
             if whole and (
                 (start > 0 and self.is_code(codes[start - 1]))
                 or (end < len(codes) and self.is_code(codes[end]))
-                or (company and self._pinyin_beside(text, start, end))
             ):
                 return False
             start = text.find(word, start + 1)
         return True
-
-    def _pinyin_beside(self, text: str, start: int, end: int) -> bool:
-        """True when a pinyin word stands next to ``text[start:end]`` with only a gap between."""
-        left = start - 1
-        while left >= 0 and text[left] in GAP:
-            left -= 1
-        if left < start - 1 and left >= 0 and _is_latin(text[left]):
-            first = left
-            while first > 0 and _is_latin(text[first - 1]):
-                first -= 1
-            if self.segment(text[first : left + 1]):
-                return True
-        right = end
-        while right < len(text) and text[right] in GAP:
-            right += 1
-        if right > end and right < len(text) and _is_latin(text[right]):
-            last = right
-            while last + 1 < len(text) and _is_latin(text[last + 1]):
-                last += 1
-            if self.segment(text[right : last + 1]):
-                return True
-        return False
 
     def _segment(self, token: str) -> tuple[str, ...] | None:
         if len(token) > MAX_TOKEN:
@@ -205,15 +182,16 @@ class Phonetics:
             pinyin = {word for word in distinct if segment(word)}
         else:
             pinyin = self._pinyin_words.intersection(distinct)
-        if not pinyin or (
-            not every_word
-            and all(
-                len(segment(w) or ()) == 1
-                and self._alone(text, codes, w, len(pinyin) > 1 or words.count(w) > 1)
-                for w in pinyin
-            )
-        ):
+        if not pinyin:
             return PhoneticView(codes, None, None, frozenset())
+        if not every_word and len(pinyin) == 1:
+            (word,) = pinyin
+            if (
+                words.count(word) == 1
+                and len(segment(word) or ()) == 1
+                and self._alone(text, codes, word)
+            ):
+                return PhoneticView(codes, None, None, frozenset())
         tokens = [
             (m.start(), m.end(), parts)
             for m in self._latin.finditer(text)

@@ -20,12 +20,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from moderation.batch import BatchOptions, open_source, run_batch
-from moderation.compose import build_moderator
+from moderation.compose import build_moderator, load_prefilter
+from moderation.detect import LexiconDetector, PatternDetector
 from moderation.domain import Content, EscalationMode
 from moderation.log import configure
+from moderation.pipeline import Moderator
 from moderation.rpc import convert
 from moderation.settings import Settings
 
@@ -61,6 +66,54 @@ DIRTY = [
     "f*ck you",
     "一起溜冰吗",
 ]
+
+
+#: One message of each kind, for the per-kind table (clean ones first).
+KINDS = [
+    ("clean Chinese", "今天天气真好，我们一起去公园散步吧，这家店的菜很好吃，下次还来"),
+    ("clean Chinese and English", "this movie is great，see you tomorrow，新买的手机用着还不错"),
+    (
+        "clean, a context step acts (哈哈哈)",
+        "今天天气真好，哈哈哈笑死我了😂，这家店的菜很好吃，下次还来",
+    ),
+    ("one confident finding (傻逼)", "今天天气真好，你就是个傻逼，这家店的菜很好吃，下次还来"),
+    ("pinyin (sha bi)", "今天天气真好，sha bi，这家店的菜很好吃，下次还来"),
+    ("digit word (你妈4了)", "今天天气真好，你妈4了，这家店的菜很好吃，下次还来"),
+    ("group and negative word", "今天天气真好，河南人都是骗子，这家店的菜很好吃，下次还来"),
+    ("ambiguous term (溜冰)", "今天天气真好，一起溜冰吗，这家店的菜很好吃，下次还来"),
+]
+
+
+def best_us(call: Callable[[], object], number: int = 5000, repeat: int = 5) -> float:
+    """The best of ``repeat`` timings of ``number`` calls, in µs per call."""
+    return min(timeit.repeat(call, number=number, repeat=repeat)) / number * 1e6
+
+
+def per_kind(moderator: Moderator) -> list[str]:
+    """Table rows: each kind of message alone, whole path and by stage; a decision line."""
+    normalizer, lexicon = load_prefilter()
+    lexicon_detector, pattern_detector = LexiconDetector(lexicon), PatternDetector()
+    rows = []
+
+    def judge(content: Content) -> object:
+        return moderator.decide_now(moderator.screen(content))
+
+    for name, text in KINDS:
+        normalized = normalizer(text)
+        whole = best_us(partial(judge, Content(text=text, escalation=EscalationMode.NEVER)))
+        stages = (
+            best_us(partial(normalizer, text)),
+            best_us(partial(lexicon_detector.detect, normalized, "GLOBAL")),
+            best_us(partial(pattern_detector.detect, normalized, "GLOBAL")),
+        )
+        rows.append(f"| {name} | {whole:.1f} | " + " | ".join(f"{t:.1f}" for t in stages) + " |")
+    content = Content(text=KINDS[0][1])
+    configure("INFO", stream=open(os.devnull, "w"))  # noqa: SIM115 - lives for the run
+    logged = best_us(lambda: moderator.heuristics(content))
+    configure("WARNING", stream=open(os.devnull, "w"))  # noqa: SIM115 - lives for the run
+    silent = best_us(lambda: moderator.heuristics(content))
+    rows.append(f"| one decision log line (INFO less WARNING) | {logged - silent:.1f} | | | |")
+    return rows
 
 
 def messages(count: int, dirty_share: float, seed: int = 7) -> list[str]:
@@ -194,6 +247,14 @@ def main() -> None:
         f"{', '.join(f'{p:.1f}' for p in p99s)} |"
     )
     print(f"| RSS with the full lexicon, MB | {loaded:.0f} | before loading {before:.0f} |")
+    print()
+    print("| one message alone, µs (best of 5 × 5,000) | whole | normalize | lexicon | patterns |")
+    print("|---|---|---|---|---|")
+    for row in per_kind(moderator):
+        print(row)
+    print()
+    print("| batch | items/s | |")
+    print("|---|---|---|")
 
     with tempfile.TemporaryDirectory() as folder:
         rate, items = asyncio.run(batch_heuristics(args.batch_items, Path(folder)))

@@ -108,36 +108,8 @@ def _wrap(
     return handler
 
 
-class _Wrapped:
-    """Wrapped handlers by method: a handler wraps the same way every call, so the wrapping
-    is done once per method (while the handler under it stays the same object)."""
-
-    __slots__ = ("_by_method",)
-
-    def __init__(self) -> None:
-        self._by_method: dict[str, tuple[Any, Any]] = {}
-
-    def get(
-        self,
-        method: str,
-        handler: Any,
-        unary: Callable[[Behaviour], Behaviour],
-        stream: Callable[[Behaviour], Behaviour],
-    ) -> Any:
-        known = self._by_method.get(method)
-        if known is not None and known[0] is handler:
-            return known[1]
-        wrapped = _wrap(handler, unary, stream)
-        if len(self._by_method) < 256:  # our methods, plus health and reflection
-            self._by_method[method] = (handler, wrapped)
-        return wrapped
-
-
 class ErrorMapping(grpc.aio.ServerInterceptor):
     """Turns exceptions raised by handlers into statuses (see ``STATUS_BY_ERROR``)."""
-
-    def __init__(self) -> None:
-        self._wrapped = _Wrapped()
 
     async def intercept_service(
         self,
@@ -172,7 +144,7 @@ class ErrorMapping(grpc.aio.ServerInterceptor):
 
             return behaviour
 
-        return self._wrapped.get(method, await continuation(details), unary, stream)
+        return _wrap(await continuation(details), unary, stream)
 
 
 class Access(grpc.aio.ServerInterceptor):
@@ -221,7 +193,6 @@ class Observe(grpc.aio.ServerInterceptor):
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
-        self._wrapped = _Wrapped()
 
     async def intercept_service(
         self,
@@ -277,4 +248,4 @@ class Observe(grpc.aio.ServerInterceptor):
 
             return behaviour
 
-        return self._wrapped.get(details.method, await continuation(details), unary, stream)
+        return _wrap(await continuation(details), unary, stream)
