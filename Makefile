@@ -12,7 +12,8 @@ GEN := moderation/v1/moderation_pb2.py moderation/v1/moderation_pb2.pyi \
 HOST ?= 127.0.0.1
 PORT ?= 50051
 
-$(STAMP): pyproject.toml
+# The C extension (moderation/_scan.c) is built in place by the editable install.
+$(STAMP): pyproject.toml moderation/_scan.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,ray]'
@@ -73,4 +74,5 @@ fmt: $(STAMP) ## Format and auto-fix
 
 .PHONY: clean
 clean: ## Remove the virtualenv and caches
-	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis build \
+		moderation/_scan.*.so

@@ -24,18 +24,21 @@ Context steps then work on the folded text with precompiled patterns:
 - ``digits``: a whole digit run touching a Chinese character becomes what it stands for
   (你妈4了, 装13), unless a unit or measure word follows (4个, 64位, 250元).
 
-Most texts need none of the context steps: a few precompiled tests, each the exact condition
-under which its step acts, say so, and then the folded text is the normalized text with the
-identity map (``Normalizer.full`` always runs every step; a property test holds the two equal).
+Most texts need none of the context steps: one pass in C (``moderation._scan``) folds the text
+and another tests the exact condition under which each step acts, and when none would, the
+folded text is the normalized text with the identity map. ``Normalizer.full`` always runs every
+step in Python; property tests hold the C passes equal to their Python references and the two
+paths equal.
 
 The phonetic view (each Han character as its toneless pinyin syllable) is built by the
-detectors from ``Normalized.text``. Pure and synchronous; imports only ``domain``.
+detectors from ``Normalized.text``. Pure and synchronous; imports only ``domain`` and the C passes ``_scan``.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -44,6 +47,7 @@ from typing import NamedTuple
 
 import opencc
 
+from moderation import _scan
 from moderation.domain import Variant
 
 HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f\u3007"
@@ -400,6 +404,7 @@ class Normalizer:
                     self._fold_variants[ch] = variant
         self._folder = folder
         self._table = table
+        self._codes = array("I", map(ord, table))  # the same table for ``_scan.translate``
         self._slow_cache: dict[str, tuple[str, tuple[str, ...]]] = {}
         # A run of separators that is dropped: after a Chinese character and before a Chinese
         # character, a letter or a digit; after a letter or digit and before a Chinese
@@ -421,9 +426,15 @@ class Normalizer:
             ("digits", self._digit_words),
         )
 
-    def _context_acts(self, folded: str) -> bool:
-        """True when some context step would change ``folded`` (each step's own finder says)."""
-        return any(find(folded) for _, find in self._context_steps)
+    def context_steps(self, folded: str) -> int:
+        """A bit per context step that would change ``folded``, in the order of
+        ``_context_steps`` (1 separators, 2 repeats, 4 leetspeak, 8 digits), from one pass in
+        C over the conditions of the steps' own finders (``reference_context_steps``)."""
+        return _scan.context_steps(folded, self._digit_map, UNITS)
+
+    def reference_context_steps(self, folded: str) -> int:
+        """The same bits, asked of each step's finder (the reference for ``context_steps``)."""
+        return sum(1 << i for i, (_, find) in enumerate(self._context_steps) if find(folded))
 
     def fold_char(self, ch: str) -> tuple[str, tuple[str, ...]]:
         """The context-free folding of one character and the steps that fired."""
@@ -440,10 +451,20 @@ class Normalizer:
                 self._slow_cache[ch] = hit
         return hit
 
-    def _fold(self, text: str, folded: str, steps: set[str]) -> _Edit:
-        # One pass folds every character that maps to exactly one; a character that maps to
-        # none or several (and anything above the table) takes the per-character path.
-        if _IRREGULAR not in folded and not _ASTRAL.search(text):
+    def _translate(self, text: str) -> str | None:
+        """``text`` folded by the table in one pass, or None when some character maps to none
+        or several or lies above the table (in C; ``reference_translate`` is the same)."""
+        return _scan.translate(text, self._codes)
+
+    def reference_translate(self, text: str) -> str | None:
+        """``_translate`` by ``str.translate`` (the reference for the C pass)."""
+        folded = text.translate(self._table)
+        return None if _IRREGULAR in folded or _ASTRAL.search(text) else folded
+
+    def _fold(self, text: str, folded: str | None, steps: set[str]) -> _Edit:
+        # One pass folds every character that maps to exactly one; a text with a character
+        # that maps to none or several (or lies above the table) takes the per-character path.
+        if folded is not None:
             return _Edit(folded, None, None)  # its steps are worked out when asked
         pieces: list[str] = []
         starts: list[int] = []
@@ -503,8 +524,8 @@ class Normalizer:
         Most texts need only the folding: when it maps every character to one and no context
         step would act, the folded text is the normalized text, with the identity map.
         """
-        folded = text.translate(self._table)
-        if _IRREGULAR in folded or _ASTRAL.search(folded) or self._context_acts(folded):
+        folded = self._translate(text)
+        if folded is None or self.context_steps(folded):
             return self._full(text, folded)
         return Normalized(
             text,
@@ -516,9 +537,9 @@ class Normalizer:
 
     def full(self, text: str) -> Normalized:
         """Normalize ``text`` through every step, without the shortcut (equal results)."""
-        return self._full(text, text.translate(self._table))
+        return self._full(text, self.reference_translate(text))
 
-    def _full(self, text: str, translated: str) -> Normalized:
+    def _full(self, text: str, translated: str | None) -> Normalized:
         steps: set[str] = set()
         edit = self._fold(text, translated, steps)
         folded, folded_starts, folded_ends = edit.chars, edit.starts, edit.ends

@@ -11,17 +11,21 @@ like another. A lexicon term takes its reading in context (pypinyin's phrase tab
 ``hang zhang``) and, when that differs, its most-common-readings key too, so the term written
 as itself still matches. A disguise that relies on a rare reading of a character is missed.
 
-Built once at start (no pypinyin call per message); pure afterwards. Imports nothing of ours.
+Built once at start (no pypinyin call per message); pure afterwards. Imports only the C passes
+``_scan``.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from array import array
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from pypinyin import Style, lazy_pinyin, pinyin_dict
+
+from moderation import _scan
 
 #: First code point of the syllable codes (the BMP's private use area, so that a view of a
 #: text without astral characters stays a two-byte string).
@@ -86,6 +90,7 @@ class Phonetics:
         # The same as a list over the first two planes (a list indexes faster than a dict
         # looks up); a text with anything above them (rare Han, private use) takes the dict.
         self._list: list[str | int] = [table.get(cp, cp) for cp in range(LIST_SIZE)]
+        self._codes = array("I", (c if isinstance(c, int) else ord(c) for c in self._list))
         self._above_list = re.compile(f"[{chr(LIST_SIZE)}-\U0010ffff]")
         self._segments: dict[str, tuple[str, ...] | None] = {}
         self._pinyin_words: set[str] = set()  # the cached words that are pinyin
@@ -95,7 +100,16 @@ class Phonetics:
         self._han_reading = readings
 
     def syllables(self, text: str) -> str:
-        """Codes for ``text`` character by character (most common readings)."""
+        """Codes for ``text`` character by character (most common readings).
+
+        One pass in C over the list table; a text with a character above it (rare Han,
+        private use) or U+FFFF takes ``str.translate`` over the dict (``reference_syllables``).
+        """
+        codes = _scan.translate(text, self._codes)
+        return self.reference_syllables(text) if codes is None else codes
+
+    def reference_syllables(self, text: str) -> str:
+        """``syllables`` by ``str.translate`` (the reference for the C pass)."""
         if self._above_list.search(text):
             return text.translate(self._table)
         return text.translate(self._list)

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from moderation.compose import load_prefilter
-from moderation.normalize import Normalized
+from moderation.normalize import UNITS, Normalized
 from tests.bench import messages
 from tests.corpus_cases import load
 
@@ -86,3 +86,42 @@ def test_lone_pinyin_words_change_no_sound_match(pieces: list[str]) -> None:
 def test_which_pinyin_words_are_rewritten(text: str, rewritten: bool) -> None:
     """Only words that can take part in a key become syllables."""
     assert bool(PHONETICS.view(text).latin) is rewritten
+
+
+def _c_passes_equal_references(text: str) -> None:
+    """Each pass in C (``moderation._scan``) gives what its Python reference gives."""
+    folded = NORMALIZER.reference_translate(text)
+    assert NORMALIZER._translate(text) == folded
+    assert PHONETICS.syllables(text) == PHONETICS.reference_syllables(text)
+    for view in (text, folded, NORMALIZER(text).text):
+        if view is not None:
+            assert NORMALIZER.context_steps(view) == NORMALIZER.reference_context_steps(view)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=_ALPHABET + "aAbsz_~·\n\r\t…、：" + "".join(UNITS), max_size=16))
+def test_c_passes_equal_their_references(text: str) -> None:
+    """Separators, repeats, leetspeak, digit words and folding, in every combination."""
+    _c_passes_equal_references(text)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=40))
+def test_c_passes_equal_their_references_on_any_text(text: str) -> None:
+    """The same on any Unicode text (surrogates, astral planes, U+FFFF, private use)."""
+    _c_passes_equal_references(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\uffff", "a\U0010ffff", "\ud800x", "傻\u200b逼", "A5ß", "x" * 100_000, "傻" * 3, "", "13"],
+)
+def test_c_passes_on_edge_texts(text: str) -> None:
+    """Texts at the edges of the tables and of the steps' conditions."""
+    _c_passes_equal_references(text)
+
+
+def test_c_passes_on_bench_and_corpus_texts() -> None:
+    """The same on mixed messages and on every corpus case."""
+    for text in messages(3000, 0.3, seed=29) + [case.text for case in load()]:
+        _c_passes_equal_references(text)
