@@ -147,129 +147,326 @@ scan_translate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 #define STEP_LEETSPEAK 4
 #define STEP_DIGITS 8
 
-/* Normalizer._separators acts: a whole run of separators with the right neighbours. */
-static int
-separators_act(int kind, const void *data, Py_ssize_t n)
+/* Marks a context step leaves on the characters it writes (an index into ``variants``). */
+#define MARK_NONE 0
+#define MARK_REPEAT 1
+#define MARK_LEETSPEAK 2
+#define MARK_DIGIT 3
+
+/* A text under the context steps: each character with its original span and its mark. */
+typedef struct {
+    Py_UCS4 *ch;
+    Py_ssize_t *st, *en;
+    unsigned char *mk;
+    Py_ssize_t n, cap;
+} Buf;
+
+static void
+buf_free(Buf *b)
 {
-    Py_ssize_t i = 0;
+    PyMem_Free(b->ch);
+    PyMem_Free(b->st);
+    PyMem_Free(b->en);
+    PyMem_Free(b->mk);
+    b->ch = NULL;
+    b->st = b->en = NULL;
+    b->mk = NULL;
+    b->n = b->cap = 0;
+}
+
+static int
+buf_init(Buf *b, Py_ssize_t cap)
+{
+    if (cap < 16)
+        cap = 16;
+    b->n = 0;
+    b->cap = cap;
+    b->ch = PyMem_New(Py_UCS4, cap);
+    b->st = PyMem_New(Py_ssize_t, cap);
+    b->en = PyMem_New(Py_ssize_t, cap);
+    b->mk = PyMem_New(unsigned char, cap);
+    if (!b->ch || !b->st || !b->en || !b->mk) {
+        buf_free(b);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static int
+buf_push(Buf *b, Py_UCS4 c, Py_ssize_t st, Py_ssize_t en, unsigned char mk)
+{
+    if (b->n == b->cap) {
+        Py_ssize_t cap = b->cap * 2;
+        if (!PyMem_Resize(b->ch, Py_UCS4, cap) || !PyMem_Resize(b->st, Py_ssize_t, cap) ||
+            !PyMem_Resize(b->en, Py_ssize_t, cap) || !PyMem_Resize(b->mk, unsigned char, cap)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        b->cap = cap;
+    }
+    b->ch[b->n] = c;
+    b->st[b->n] = st;
+    b->en[b->n] = en;
+    b->mk[b->n] = mk;
+    b->n++;
+    return 0;
+}
+
+/* Copy ``in[i:j]`` to ``out`` as it is (kept characters keep their spans and marks). */
+static int
+buf_copy(const Buf *in, Py_ssize_t i, Py_ssize_t j, Buf *out)
+{
+    for (; i < j; i++) {
+        if (buf_push(out, in->ch[i], in->st[i], in->en[i], in->mk[i]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Each step finds its edits in ``in`` as Normalizer's finder of that name does. With ``out``
+ * NULL it only says whether it would change anything (1 or 0); otherwise it writes the edited
+ * text to ``out`` and says whether it changed anything. -1 on error. */
+
+/* separators: a whole run of separators with the right neighbours is dropped. */
+static int
+step_separators(const Buf *in, Buf *out)
+{
+    const Py_UCS4 *t = in->ch;
+    const Py_ssize_t n = in->n;
+    int changed = 0;
+    Py_ssize_t i = 0, kept = 0;
     while (i < n) {
-        if (!is_separator(PyUnicode_READ(kind, data, i))) {
+        if (!is_separator(t[i])) {
             i++;
             continue;
         }
         Py_ssize_t j = i;
-        while (j < n && is_separator(PyUnicode_READ(kind, data, j)))
+        while (j < n && is_separator(t[j]))
             j++;
+        int drop = 0;
         if (i > 0 && j < n) {
-            Py_UCS4 left = PyUnicode_READ(kind, data, i - 1);
-            Py_UCS4 right = PyUnicode_READ(kind, data, j);
-            if (is_han(left) && (is_han(right) || is_lower_or_digit(right)))
+            Py_UCS4 left = t[i - 1], right = t[j];
+            drop = (is_han(left) && (is_han(right) || is_lower_or_digit(right))) ||
+                   (is_lower_or_digit(left) && is_han(right)) ||
+                   (is_lower(left) && is_lower(right) && !(i >= 2 && is_lower_or_digit(t[i - 2])) &&
+                    !(j + 1 < n && is_lower_or_digit(t[j + 1])));
+        }
+        if (drop) {
+            if (out == NULL)
                 return 1;
-            if (is_lower_or_digit(left) && is_han(right))
-                return 1;
-            if (is_lower(left) && is_lower(right) &&
-                !(i >= 2 && is_lower_or_digit(PyUnicode_READ(kind, data, i - 2))) &&
-                !(j + 1 < n && is_lower_or_digit(PyUnicode_READ(kind, data, j + 1))))
-                return 1;
+            if (buf_copy(in, kept, i, out) < 0)
+                return -1;
+            kept = j;
+            changed = 1;
         }
         i = j;
     }
-    return 0;
+    if (out != NULL && buf_copy(in, kept, n, out) < 0)
+        return -1;
+    return changed;
 }
 
-/* Normalizer._repeats acts: three of one repeatable character in a row. */
+/* repeats: a run of three or more of one Chinese character or Latin letter counts once. */
 static int
-repeats_act(int kind, const void *data, Py_ssize_t n)
+step_repeats(const Buf *in, Buf *out)
 {
-    for (Py_ssize_t i = 2; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c == PyUnicode_READ(kind, data, i - 1) && c == PyUnicode_READ(kind, data, i - 2) &&
-            (is_han(c) || is_lower(c)))
-            return 1;
+    const Py_UCS4 *t = in->ch;
+    const Py_ssize_t n = in->n;
+    int changed = 0;
+    Py_ssize_t i = 0, kept = 0;
+    while (i < n) {
+        Py_ssize_t j = i + 1;
+        while (j < n && t[j] == t[i])
+            j++;
+        if (j - i >= 3 && (is_han(t[i]) || is_lower(t[i]))) {
+            if (out == NULL)
+                return 1;
+            if (buf_copy(in, kept, i, out) < 0 ||
+                buf_push(out, t[i], in->st[i], in->en[j - 1], MARK_REPEAT) < 0)
+                return -1;
+            kept = j;
+            changed = 1;
+        }
+        i = j;
     }
-    return 0;
+    if (out != NULL && buf_copy(in, kept, n, out) < 0)
+        return -1;
+    return changed;
 }
 
-static inline int
-is_leet(Py_UCS4 c)
+/* normalize.LEET: the letter a leet character stands for, or 0. */
+static inline Py_UCS4
+leet_letter(Py_UCS4 c)
 {
     switch (c) {
     case '0':
+        return 'o';
     case '1':
+        return 'i';
     case '3':
+        return 'e';
     case '4':
+        return 'a';
     case '5':
+        return 's';
     case '7':
+        return 't';
     case '@':
+        return 'a';
     case '$':
-        return 1;
+        return 's';
     default:
         return 0;
     }
 }
 
-/* Normalizer._leetspeak acts: a leet character between two Latin letters. */
+/* leetspeak: a leet character between two Latin letters becomes its letter. */
 static int
-leetspeak_act(int kind, const void *data, Py_ssize_t n)
+step_leetspeak(const Buf *in, Buf *out)
 {
+    const Py_UCS4 *t = in->ch;
+    const Py_ssize_t n = in->n;
+    int changed = 0;
+    Py_ssize_t kept = 0;
     for (Py_ssize_t i = 1; i + 1 < n; i++) {
-        if (is_leet(PyUnicode_READ(kind, data, i)) && is_lower(PyUnicode_READ(kind, data, i - 1)) &&
-            is_lower(PyUnicode_READ(kind, data, i + 1)))
-            return 1;
+        Py_UCS4 letter = leet_letter(t[i]);
+        if (letter && is_lower(t[i - 1]) && is_lower(t[i + 1])) {
+            if (out == NULL)
+                return 1;
+            if (buf_copy(in, kept, i, out) < 0 ||
+                buf_push(out, letter, in->st[i], in->en[i], MARK_LEETSPEAK) < 0)
+                return -1;
+            kept = i + 1;
+            changed = 1;
+        }
     }
-    return 0;
+    if (out != NULL && buf_copy(in, kept, n, out) < 0)
+        return -1;
+    return changed;
 }
 
 static inline int
-in_units(Py_UCS4 c, int units_kind, const void *units_data, Py_ssize_t units_n)
+in_units(Py_UCS4 c, PyObject *units)
 {
-    for (Py_ssize_t k = 0; k < units_n; k++) {
-        if (PyUnicode_READ(units_kind, units_data, k) == c)
+    const int kind = PyUnicode_KIND(units);
+    const void *data = PyUnicode_DATA(units);
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(units);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (PyUnicode_READ(kind, data, k) == c)
             return 1;
     }
     return 0;
 }
 
-/* Normalizer._digit_words acts: a known digit run touching a Chinese character, with no
- * letter, digit or unit on the wrong side. -1 on error. */
+/* digits: a known digit run touching a Chinese character, with no letter, digit or unit on
+ * the wrong side, becomes the word it stands for (``words``: a dict of run -> word). */
 static int
-digits_act(PyObject *text, int kind, const void *data, Py_ssize_t n, PyObject *words,
-           PyObject *units)
+step_digits(const Buf *in, Buf *out, PyObject *words, PyObject *units)
 {
-    const int units_kind = PyUnicode_KIND(units);
-    const void *units_data = PyUnicode_DATA(units);
-    const Py_ssize_t units_n = PyUnicode_GET_LENGTH(units);
-    Py_ssize_t i = 0;
+    const Py_UCS4 *t = in->ch;
+    const Py_ssize_t n = in->n;
+    int changed = 0;
+    Py_ssize_t i = 0, kept = 0;
     while (i < n) {
-        if (!is_digit(PyUnicode_READ(kind, data, i))) {
+        if (!is_digit(t[i])) {
             i++;
             continue;
         }
         Py_ssize_t j = i;
-        while (j < n && is_digit(PyUnicode_READ(kind, data, j)))
+        while (j < n && is_digit(t[j]))
             j++;
         const int has_left = i > 0, has_right = j < n;
-        const Py_UCS4 left = has_left ? PyUnicode_READ(kind, data, i - 1) : 0;
-        const Py_UCS4 right = has_right ? PyUnicode_READ(kind, data, j) : 0;
+        const Py_UCS4 left = has_left ? t[i - 1] : 0;
+        const Py_UCS4 right = has_right ? t[j] : 0;
         /* right not in _NOT_AFTER_DIGITS (letters, digits, units, % and .); "" is not in it */
-        const int right_free = !has_right || !(is_lower_or_digit(right) || right == '%' ||
-                                               right == '.' ||
-                                               in_units(right, units_kind, units_data, units_n));
+        const int right_free =
+            !has_right ||
+            !(is_lower_or_digit(right) || right == '%' || right == '.' || in_units(right, units));
         const int after_han = has_left && is_han(left) && right_free;
         /* left not in _NOT_BEFORE_DIGITS (letters, digits and .) */
         const int left_free = !has_left || !(is_lower_or_digit(left) || left == '.');
-        const int before_han = left_free && has_right && is_han(right) &&
-                               !in_units(right, units_kind, units_data, units_n);
+        const int before_han = left_free && has_right && is_han(right) && !in_units(right, units);
         if (after_han || before_han) {
-            PyObject *run = PyUnicode_Substring(text, i, j);
+            PyObject *run = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, t + i, j - i);
             if (run == NULL)
                 return -1;
-            int known = PySequence_Contains(words, run);
+            PyObject *word = PyDict_GetItemWithError(words, run); /* borrowed */
             Py_DECREF(run);
-            if (known != 0)
-                return known; /* 1, or -1 on error */
+            if (word == NULL && PyErr_Occurred())
+                return -1;
+            if (word != NULL) {
+                if (!PyUnicode_Check(word)) {
+                    PyErr_SetString(PyExc_TypeError, "digit words must be str");
+                    return -1;
+                }
+                if (out == NULL)
+                    return 1;
+                if (buf_copy(in, kept, i, out) < 0)
+                    return -1;
+                const int kind = PyUnicode_KIND(word);
+                const void *data = PyUnicode_DATA(word);
+                for (Py_ssize_t k = 0; k < PyUnicode_GET_LENGTH(word); k++) {
+                    if (buf_push(out, PyUnicode_READ(kind, data, k), in->st[i], in->en[j - 1],
+                                 MARK_DIGIT) < 0)
+                        return -1;
+                }
+                kept = j;
+                changed = 1;
+            }
         }
         i = j;
+    }
+    if (out != NULL && buf_copy(in, kept, n, out) < 0)
+        return -1;
+    return changed;
+}
+
+/* ``text`` as a buffer with the identity spans, or the spans given as lists. */
+static int
+buf_from(PyObject *text, PyObject *starts, PyObject *ends, Buf *b)
+{
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (buf_init(b, n) < 0)
+        return -1;
+    const int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    const int spans = starts != Py_None;
+    if (spans && (!PyList_Check(starts) || !PyList_Check(ends) ||
+                  PyList_GET_SIZE(starts) != n || PyList_GET_SIZE(ends) != n)) {
+        buf_free(b);
+        PyErr_SetString(PyExc_ValueError, "starts and ends must be lists as long as the text");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t st = i, en = i + 1;
+        if (spans) {
+            st = PyLong_AsSsize_t(PyList_GET_ITEM(starts, i));
+            en = PyLong_AsSsize_t(PyList_GET_ITEM(ends, i));
+            if ((st == -1 || en == -1) && PyErr_Occurred()) {
+                buf_free(b);
+                return -1;
+            }
+        }
+        b->ch[i] = PyUnicode_READ(kind, data, i);
+        b->st[i] = st;
+        b->en[i] = en;
+        b->mk[i] = MARK_NONE;
+    }
+    b->n = n;
+    return 0;
+}
+
+static int
+check_args(PyObject *text, PyObject *words, PyObject *units)
+{
+    if (!PyUnicode_Check(text) || !PyUnicode_Check(units)) {
+        PyErr_SetString(PyExc_TypeError, "the text and units must be str");
+        return -1;
+    }
+    if (!PyDict_Check(words)) {
+        PyErr_SetString(PyExc_TypeError, "digit words must be a dict");
+        return -1;
     }
     return 0;
 }
@@ -283,26 +480,148 @@ scan_context_steps(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *text = args[0], *words = args[1], *units = args[2];
-    if (!PyUnicode_Check(text) || !PyUnicode_Check(units)) {
-        PyErr_SetString(PyExc_TypeError, "context_steps: folded and units must be str");
+    if (check_args(text, words, units) < 0)
+        return NULL;
+    Buf b;
+    if (buf_from(text, Py_None, Py_None, &b) < 0)
+        return NULL;
+    long steps = 0;
+    int r;
+    if ((r = step_separators(&b, NULL)) > 0)
+        steps |= STEP_SEPARATORS;
+    if (r >= 0 && (r = step_repeats(&b, NULL)) > 0)
+        steps |= STEP_REPEATS;
+    if (r >= 0 && (r = step_leetspeak(&b, NULL)) > 0)
+        steps |= STEP_LEETSPEAK;
+    if (r >= 0 && (r = step_digits(&b, NULL, words, units)) > 0)
+        steps |= STEP_DIGITS;
+    buf_free(&b);
+    if (r < 0)
+        return NULL;
+    return PyLong_FromLong(steps);
+}
+
+/* Run one step from ``*cur`` into a fresh buffer; on a change the fresh one becomes current. */
+static int
+run_step(int step, Buf *cur, PyObject *words, PyObject *units, long *steps)
+{
+    Buf next;
+    if (buf_init(&next, cur->n + 8) < 0)
+        return -1;
+    int r;
+    switch (step) {
+    case STEP_SEPARATORS:
+        r = step_separators(cur, &next);
+        break;
+    case STEP_REPEATS:
+        r = step_repeats(cur, &next);
+        break;
+    case STEP_LEETSPEAK:
+        r = step_leetspeak(cur, &next);
+        break;
+    default:
+        r = step_digits(cur, &next, words, units);
+        break;
+    }
+    if (r > 0) {
+        buf_free(cur);
+        *cur = next;
+        *steps |= step;
+    }
+    else {
+        buf_free(&next);
+    }
+    return r < 0 ? -1 : 0;
+}
+
+static PyObject *
+buf_result(const Buf *b, PyObject *variants, long steps)
+{
+    PyObject *text = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, b->ch, b->n);
+    PyObject *starts = PyList_New(b->n);
+    PyObject *ends = PyList_New(b->n);
+    PyObject *marks = PyDict_New();
+    PyObject *result = NULL;
+    if (!text || !starts || !ends || !marks)
+        goto done;
+    for (Py_ssize_t i = 0; i < b->n; i++) {
+        PyObject *st = PyLong_FromSsize_t(b->st[i]);
+        PyObject *en = PyLong_FromSsize_t(b->en[i]);
+        if (!st || !en) {
+            Py_XDECREF(st);
+            Py_XDECREF(en);
+            goto done;
+        }
+        PyList_SET_ITEM(starts, i, st);
+        PyList_SET_ITEM(ends, i, en);
+        if (b->mk[i] != MARK_NONE) {
+            PyObject *key = PyLong_FromSsize_t(i);
+            if (key == NULL)
+                goto done;
+            int failed = PyDict_SetItem(marks, key, PyTuple_GET_ITEM(variants, b->mk[i] - 1));
+            Py_DECREF(key);
+            if (failed < 0)
+                goto done;
+        }
+    }
+    result = Py_BuildValue("(OOOOl)", text, starts, ends, marks, steps);
+done:
+    Py_XDECREF(text);
+    Py_XDECREF(starts);
+    Py_XDECREF(ends);
+    Py_XDECREF(marks);
+    return result;
+}
+
+static PyObject *
+scan_apply_context_steps(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "apply_context_steps(text, starts, ends, digit_words, "
+                                         "units, variants) takes 6 arguments");
         return NULL;
     }
-    const Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    const int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    long steps = 0;
-    if (separators_act(kind, data, n))
-        steps |= STEP_SEPARATORS;
-    if (repeats_act(kind, data, n))
-        steps |= STEP_REPEATS;
-    if (leetspeak_act(kind, data, n))
-        steps |= STEP_LEETSPEAK;
-    int digits = digits_act(text, kind, data, n, words, units);
-    if (digits < 0)
+    PyObject *text = args[0], *starts = args[1], *ends = args[2];
+    PyObject *words = args[3], *units = args[4], *variants = args[5];
+    if (check_args(text, words, units) < 0)
         return NULL;
-    if (digits)
-        steps |= STEP_DIGITS;
-    return PyLong_FromLong(steps);
+    if ((starts == Py_None) != (ends == Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "starts and ends must both be lists or both None");
+        return NULL;
+    }
+    if (!PyTuple_Check(variants) || PyTuple_GET_SIZE(variants) != 3) {
+        PyErr_SetString(PyExc_TypeError, "variants must be (repeat, leetspeak, digit)");
+        return NULL;
+    }
+    Buf cur;
+    if (buf_from(text, starts, ends, &cur) < 0)
+        return NULL;
+    long steps = 0;
+    static const int order[] = {STEP_SEPARATORS, STEP_REPEATS, STEP_LEETSPEAK, STEP_DIGITS};
+    for (int k = 0; k < 4; k++) {
+        if (run_step(order[k], &cur, words, units, &steps) < 0) {
+            buf_free(&cur);
+            return NULL;
+        }
+    }
+    /* Digits that became letters or characters can stand next to separators or make a run
+     * (a5ß -> asss): a second round reaches the fixed point. */
+    if (steps & (STEP_LEETSPEAK | STEP_DIGITS)) {
+        if (run_step(STEP_SEPARATORS, &cur, words, units, &steps) < 0 ||
+            run_step(STEP_REPEATS, &cur, words, units, &steps) < 0) {
+            buf_free(&cur);
+            return NULL;
+        }
+    }
+    PyObject *result;
+    if (steps == 0) {
+        result = Py_NewRef(Py_None);
+    }
+    else {
+        result = buf_result(&cur, variants, steps);
+    }
+    buf_free(&cur);
+    return result;
 }
 
 static PyMethodDef scan_methods[] = {
@@ -312,6 +631,9 @@ static PyMethodDef scan_methods[] = {
     {"context_steps", (PyCFunction)(void (*)(void))scan_context_steps, METH_FASTCALL,
      "context_steps(folded, digit_words, units) -> int: a bit per context step that would "
      "change the text (1 separators, 2 repeats, 4 leetspeak, 8 digits)."},
+    {"apply_context_steps", (PyCFunction)(void (*)(void))scan_apply_context_steps, METH_FASTCALL,
+     "apply_context_steps(text, starts, ends, digit_words, units, variants) -> None | (text, "
+     "starts, ends, marks, steps): every context step in order, with the spans carried."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,6 +2,8 @@
 
 from collections.abc import Buffer, Container
 
+from moderation.domain import Variant
+
 def translate(text: str, table: Buffer, /) -> str | None:
     """``text.translate`` over a table of 4-byte code points indexed by code point; None when a
     character lies past the table or maps to U+FFFF (it folds to zero or several)."""
@@ -9,3 +11,18 @@ def translate(text: str, table: Buffer, /) -> str | None:
 def context_steps(folded: str, digit_words: Container[str], units: str, /) -> int:
     """A bit per context step that would change ``folded``: 1 separators, 2 repeats,
     4 leetspeak, 8 digits."""
+
+def apply_context_steps(
+    text: str,
+    starts: list[int] | None,
+    ends: list[int] | None,
+    digit_words: dict[str, str],
+    units: str,
+    variants: tuple[Variant, Variant, Variant],
+    /,
+) -> tuple[str, list[int], list[int], dict[int, Variant], int] | None:
+    """Every context step in order (separators, repeats, leetspeak, digits, then separators
+    and repeats again after leetspeak or digits), each character's original span carried from
+    ``starts``/``ends`` (None: the identity); ``variants`` are the marks of repeats, leetspeak
+    and digits. None when no step changes anything; else the text, spans, marks and a bit per
+    step that changed something."""

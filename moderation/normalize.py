@@ -311,6 +311,9 @@ _PRIORITY = {
 }
 
 
+#: The variants the context steps mark, in the order ``_scan.apply_context_steps`` takes.
+_CONTEXT_MARKS = (Variant.REPEAT, Variant.LEETSPEAK, Variant.DIGIT)
+
 #: One edit of a context step: ``[start, end)`` becomes the text, marked with the variant.
 _Change = tuple[int, int, str, Variant | None]
 
@@ -536,13 +539,12 @@ class Normalizer:
         )
 
     def full(self, text: str) -> Normalized:
-        """Normalize ``text`` through every step, without the shortcut (equal results)."""
-        return self._full(text, self.reference_translate(text))
+        """Normalize ``text`` through every step in Python, without the shortcut or the C
+        passes (the reference: equal results)."""
+        return self._full(text, self.reference_translate(text), in_c=False)
 
-    def _full(self, text: str, translated: str | None) -> Normalized:
-        steps: set[str] = set()
-        edit = self._fold(text, translated, steps)
-        folded, folded_starts, folded_ends = edit.chars, edit.starts, edit.ends
+    def _context_in_python(self, edit: _Edit, steps: set[str]) -> None:
+        """Every context step in order, by the steps' own finders."""
         for name, find in self._context_steps:
             if edit.change(find):
                 steps.add(name)
@@ -553,6 +555,25 @@ class Normalizer:
                 steps.add("separators")
             if edit.change(self._repeats):
                 steps.add("repeats")
+
+    def _context_in_c(self, edit: _Edit, steps: set[str]) -> None:
+        """The same in one C call (``_scan.apply_context_steps``)."""
+        done = _scan.apply_context_steps(
+            edit.chars, edit.starts, edit.ends, self._digit_map, UNITS, _CONTEXT_MARKS
+        )
+        if done is None:
+            return
+        edit.chars, edit.starts, edit.ends, edit.marks, bits = done
+        steps.update(name for i, (name, _) in enumerate(self._context_steps) if bits >> i & 1)
+
+    def _full(self, text: str, translated: str | None, *, in_c: bool = True) -> Normalized:
+        steps: set[str] = set()
+        edit = self._fold(text, translated, steps)
+        folded, folded_starts, folded_ends = edit.chars, edit.starts, edit.ends
+        if in_c:
+            self._context_in_c(edit, steps)
+        else:
+            self._context_in_python(edit, steps)
         return Normalized(
             original=text,
             text=edit.chars,

@@ -96,6 +96,8 @@ def _c_passes_equal_references(text: str) -> None:
     for view in (text, folded, NORMALIZER(text).text):
         if view is not None:
             assert NORMALIZER.context_steps(view) == NORMALIZER.reference_context_steps(view)
+    every_step_in_c = NORMALIZER._full(text, NORMALIZER._translate(text))
+    assert _picture(every_step_in_c) == _picture(NORMALIZER.full(text))
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
