@@ -1,10 +1,11 @@
 """Types of the C extension ``moderation._scan`` (source: ``_scan.c``)."""
 
-from collections.abc import Buffer, Container
+from array import array
+from collections.abc import Container
 
 from moderation.domain import Variant
 
-def translate(text: str, table: Buffer, /) -> str | None:
+def translate(text: str, table: array[int], /) -> str | None:
     """``text.translate`` over a table of 4-byte code points indexed by code point; None when a
     character lies past the table or maps to U+FFFF (it folds to zero or several)."""
 

@@ -25,7 +25,7 @@ import sys
 import time
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 from urllib.parse import parse_qs
@@ -525,7 +525,7 @@ async def _chunk(
         key = (row.text, jurisdiction)
         seen = memo.get(key)
         if seen is not None:
-            answers[index] = replace(seen, content_id=row.content_id)
+            answers[index] = seen._replace(content_id=row.content_id)
             summary.duplicates += 1
             continue
         if key not in fresh:
@@ -540,7 +540,7 @@ async def _chunk(
         if len(memo) > MEMO_SIZE:
             memo.popitem(last=False)
         for index in fresh[key]:
-            answers[index] = replace(result, content_id=rows[index].content_id)
+            answers[index] = result._replace(content_id=rows[index].content_id)
     lines: list[bytes] = []
     error_lines: list[bytes] = []
     for index, row in enumerate(rows):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 from collections.abc import Callable
 
 import httpx
@@ -25,9 +26,17 @@ from moderation.settings import Settings
 
 @functools.cache
 def load_prefilter() -> tuple[Normalizer, Lexicon]:
-    """The normalizer and the compiled embedded lexicon: built once per process, immutable."""
+    """The normalizer and the compiled embedded lexicon: built once per process, immutable.
+
+    Their quarter of a million objects live as long as the process, so they are moved out of
+    the cyclic collector's sight (``gc.freeze``): otherwise every full collection walks them
+    all, a pause of about 100 ms that lands on whichever calls are in flight.
+    """
     normalizer = Normalizer()
-    return normalizer, load_lexicon(normalizer, Phonetics())
+    prefilter = normalizer, load_lexicon(normalizer, Phonetics())
+    gc.collect()
+    gc.freeze()
+    return prefilter
 
 
 def build_escalator(settings: Settings, http: httpx.AsyncClient | None = None) -> ModelEscalator:

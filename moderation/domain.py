@@ -1,4 +1,10 @@
-"""Value types shared by every layer: enums for closed sets, frozen dataclasses for results.
+"""Value types shared by every layer: enums for closed sets, immutable records for results.
+
+The records made for every message (``Content``, ``Evidence``, ``Finding``, ``Label``,
+``Triage``, ``Escalation``, ``ModerationResult``) are named tuples: as immutable and as
+readable by field name as a frozen dataclass, and built four times faster (a frozen
+dataclass sets each field through ``object.__setattr__``), which the prefilter's budget of
+about 20 µs a message notices. Build them by keyword; never unpack them by position.
 
 Enum member names equal the proto enum names without their prefix (``Category.ABUSE`` is
 ``CATEGORY_ABUSE`` on the wire), so conversion is by name and cannot drift silently.
@@ -8,7 +14,8 @@ This module imports nothing of ours but ``errors``; it knows nothing of gRPC.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class _Enum(enum.Enum):
@@ -96,8 +103,7 @@ class EscalationStatus(_Enum):
     UNAVAILABLE = "UNAVAILABLE"
 
 
-@dataclass(frozen=True, slots=True)
-class Content:
+class Content(NamedTuple):
     """One item to judge, as the caller sent it (before validation)."""
 
     text: str
@@ -108,8 +114,7 @@ class Content:
     language: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+class Evidence(NamedTuple):
     """A span of the caller's text: code-point offsets, end exclusive."""
 
     start: int
@@ -119,8 +124,7 @@ class Evidence:
     variant: Variant
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     """One detector hit, before policy: what matched, where, and how sure we are."""
 
     category: Category
@@ -135,8 +139,7 @@ class Finding:
     """True when the hit alone cannot decide (a term that is harmless in most uses)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Label:
+class Label(NamedTuple):
     """A category found in the content, with all the evidence for it."""
 
     category: Category
@@ -155,16 +158,14 @@ class Route(_Enum):
     AMBIGUOUS = "AMBIGUOUS"
 
 
-@dataclass(frozen=True, slots=True)
-class Triage:
+class Triage(NamedTuple):
     """Whether the heuristics can decide, and why."""
 
     route: Route
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Escalation:
+class Escalation(NamedTuple):
     """What happened with the model for one item."""
 
     status: EscalationStatus
@@ -178,8 +179,7 @@ class Escalation:
     """What the model call cost (zero when cached or not made); logged, not on the wire."""
 
 
-@dataclass(frozen=True, slots=True)
-class ModerationResult:
+class ModerationResult(NamedTuple):
     """The answer for one item."""
 
     content_id: str
@@ -189,7 +189,8 @@ class ModerationResult:
     jurisdiction: str
     policy_version: str
     lexicon_version: str
-    findings: tuple[Finding, ...] = field(default=(), repr=False)
+    findings: tuple[Finding, ...] = ()
+    """Every enabled finding behind the labels (for logs and the model's hints)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,8 @@ step in Python; property tests hold the C passes equal to their Python reference
 paths equal.
 
 The phonetic view (each Han character as its toneless pinyin syllable) is built by the
-detectors from ``Normalized.text``. Pure and synchronous; imports only ``domain`` and the C passes ``_scan``.
+detectors from ``Normalized.text``. Pure and synchronous; imports only ``domain`` and the C
+passes ``_scan``.
 """
 
 from __future__ import annotations
@@ -323,7 +324,7 @@ class _Edit:
 
     __slots__ = ("chars", "ends", "marks", "starts")
 
-    def __init__(self, text: str, starts: Sequence[int] | None, ends: Sequence[int] | None) -> None:
+    def __init__(self, text: str, starts: list[int] | None, ends: list[int] | None) -> None:
         self.chars = text
         self.starts = starts
         self.ends = ends

@@ -74,7 +74,7 @@ async def test_model_faults_under_load_fail_no_rpc(fault: str) -> None:
         await moderator.aclose()
         await fake.stop()
     assert len(replies) == 300  # gather raised on any failed RPC
-    assert max(late) < 0  # every answer inside its deadline
+    assert max(late) < 0, f"latest answer {max(late):+.3f} s past its deadline"
     for reply in replies:
         status = reply.escalation.status
         assert status in (pb.ESCALATION_STATUS_RESOLVED, pb.ESCALATION_STATUS_UNAVAILABLE)
