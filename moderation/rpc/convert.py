@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 
 from google.protobuf import json_format
-from google.protobuf.duration_pb2 import Duration
 from google.protobuf.internal.type_checkers import ToShortestFloat
 
 from moderation.domain import (
@@ -43,62 +42,54 @@ def to_content(request: pb.ModerateRequest) -> Content:
         raise InvalidRequest(
             "escalation", f"unknown value {request.escalation}; use one of {names}"
         )
+    context = request.context
+    jurisdiction = request.jurisdiction
     return Content(
-        text=request.text,
-        content_id=request.content_id,
-        jurisdiction=request.jurisdiction.strip().upper(),
-        escalation=mode,
-        surface=request.context.surface,
-        language=request.context.language,
+        request.text,
+        request.content_id,
+        jurisdiction.strip().upper() if jurisdiction else "",
+        mode,
+        context.surface,
+        context.language,
     )
-
-
-def _duration(seconds: float) -> Duration:
-    duration = Duration()
-    duration.FromNanoseconds(round(seconds * 1e9))
-    return duration
 
 
 def to_response(result: ModerationResult) -> pb.ModerateResponse:
-    """The wire answer for a result."""
-    escalation = result.escalation
-    return pb.ModerateResponse(
-        content_id=result.content_id,
-        decision=_DECISION[result.decision],
-        labels=[
-            pb.Label(
-                category=_CATEGORY[label.category],
-                subcategory=label.subcategory,
-                severity=_SEVERITY[label.severity],
-                confidence=label.confidence,
-                source=_SOURCE[label.source],
-                evidence=[
-                    pb.Evidence(
-                        start=e.start,
-                        end=e.end,
-                        text=e.text,
-                        term=e.term,
-                        variant=_VARIANT[e.variant],
-                    )
-                    for e in label.evidence
-                ],
-                rationale=label.rationale,
+    """The wire answer for a result.
+
+    Filled in place (``add`` and attribute writes on the submessages): passing submessages to a
+    constructor copies each one, which made the answer of a clean item cost three times more.
+    """
+    response = pb.ModerateResponse(content_id=result.content_id, decision=_DECISION[result.decision])
+    for label in result.labels:
+        added = response.labels.add(
+            category=_CATEGORY[label.category],
+            subcategory=label.subcategory,
+            severity=_SEVERITY[label.severity],
+            confidence=label.confidence,
+            source=_SOURCE[label.source],
+            rationale=label.rationale,
+        )
+        for e in label.evidence:
+            added.evidence.add(
+                start=e.start, end=e.end, text=e.text, term=e.term, variant=_VARIANT[e.variant]
             )
-            for label in result.labels
-        ],
-        escalation=pb.Escalation(
-            status=_STATUS[escalation.status],
-            model=escalation.model,
-            reason=escalation.reason,
-            latency=_duration(escalation.latency_s),
-            truncated=escalation.truncated,
-        ),
-        policy=pb.PolicyRef(
-            jurisdiction=result.jurisdiction,
-            version=result.policy_version,
-            lexicon_version=result.lexicon_version,
-        ),
-    )
+    escalation = result.escalation
+    wire = response.escalation
+    wire.status = _STATUS[escalation.status]
+    wire.model = escalation.model
+    wire.reason = escalation.reason
+    wire.truncated = escalation.truncated
+    nanos = round(escalation.latency_s * 1e9)
+    if nanos:
+        wire.latency.FromNanoseconds(nanos)
+    else:
+        wire.latency.SetInParent()  # zero, and present, as when no model call was made
+    policy = response.policy
+    policy.jurisdiction = result.jurisdiction
+    policy.version = result.policy_version
+    policy.lexicon_version = result.lexicon_version
+    return response
 
 
 def to_policy_info(policy: Policy) -> pb.PolicyInfo:

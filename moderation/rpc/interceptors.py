@@ -214,12 +214,12 @@ class Observe(grpc.aio.ServerInterceptor):
                     if isinstance(error, asyncio.CancelledError)
                     else (grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK)
                 )
-            metrics.handled.labels(kind, service, name, code.name).inc()
-            metrics.handling.labels(kind, service, name).observe(time.monotonic() - began)
+            metrics.handled_by(kind, service, name, code.name).inc()
+            metrics.handling_by(kind, service, name).observe(time.monotonic() - began)
 
         def unary(inner: Behaviour) -> Behaviour:
             async def behaviour(request: Any, context: Context) -> Any:
-                metrics.started.labels("unary", service, name).inc()
+                metrics.started_by("unary", service, name).inc()
                 began, error = time.monotonic(), None
                 try:
                     return await inner(request, context)
@@ -235,7 +235,7 @@ class Observe(grpc.aio.ServerInterceptor):
             async def behaviour(
                 requests: AsyncIterator[Any], context: Context
             ) -> AsyncIterator[Any]:
-                metrics.started.labels("bidi_stream", service, name).inc()
+                metrics.started_by("bidi_stream", service, name).inc()
                 began, error = time.monotonic(), None
                 try:
                     async for response in inner(requests, context):
