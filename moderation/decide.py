@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from moderation.domain import Decision, EscalationMode, Finding, Label, Route, Severity, Triage
+from moderation.domain import (
+    Decision,
+    EscalationMode,
+    Evidence,
+    Finding,
+    Label,
+    Route,
+    Severity,
+    Triage,
+)
 from moderation.policy import Policy
 
 _ASKED = Triage(Route.AMBIGUOUS, "caller asked for the model")
@@ -80,19 +89,39 @@ def labels(findings: Sequence[Finding]) -> tuple[Label, ...]:
         )
     grouped: dict[object, list[Finding]] = {}
     for finding in findings:
-        grouped.setdefault(finding.category, []).append(finding)
+        group = grouped.get(finding.category)
+        if group is None:
+            grouped[finding.category] = [finding]
+        else:
+            group.append(finding)
     result = []
     for group in grouped.values():
-        worst = max(group, key=lambda f: (f.severity, f.confidence))
-        evidence = sorted({f.evidence for f in group}, key=lambda e: (e.start, e.end, e.term))
+        worst = group[0]
+        confidence = worst.confidence
+        for f in group[1:]:
+            if (f.severity, f.confidence) > (worst.severity, worst.confidence):
+                worst = f
+            if f.confidence > confidence:
+                confidence = f.confidence
+        evidence = sorted({f.evidence for f in group}, key=_evidence_order)
         result.append(
             Label(
-                category=worst.category,
-                subcategory=worst.subcategory,
-                severity=worst.severity,
-                confidence=max(f.confidence for f in group),
-                source=worst.source,
-                evidence=tuple(evidence),
+                worst.category,
+                worst.subcategory,
+                worst.severity,
+                confidence,
+                worst.source,
+                tuple(evidence),
             )
         )
-    return tuple(sorted(result, key=lambda label: (-label.severity, label.category.value)))
+    if len(result) > 1:
+        result.sort(key=_label_order)
+    return tuple(result)
+
+
+def _evidence_order(e: Evidence) -> tuple[int, int, str]:
+    return e.start, e.end, e.term
+
+
+def _label_order(label: Label) -> tuple[int, str]:
+    return -label.severity, label.category.value

@@ -73,12 +73,16 @@ class LexiconDetector:
 
     def detect(self, text: Normalized, jurisdiction: str) -> list[Finding]:
         """Findings for every hit active under ``jurisdiction``; group words need company."""
+        hits = self._lexicon.scan(text)
+        if not hits:
+            return []
         findings: list[Finding] = []
         groups: list[Hit] = []
         negatives: list[Hit] = []
-        for hit in self._lexicon.scan(text):
+        original = text.original
+        for hit in hits:
             entry = hit.entry
-            if not entry.applies_to(jurisdiction):
+            if entry.jurisdictions is not None and jurisdiction not in entry.jurisdictions:
                 continue
             if entry.group:
                 groups.append(hit)
@@ -86,21 +90,23 @@ class LexiconDetector:
             if entry.negative:
                 negatives.append(hit)
                 continue
-            variant = text.variant(hit.start, hit.end)
+            start, end = hit.start, hit.end
+            variant = text.variant(start, end)
             if hit.variant is not None and (
                 hit.variant is not Variant.ABBREVIATION or variant is Variant.EXACT
             ):
                 variant = hit.variant  # the view's kind, unless an abbreviation was also disguised
+            o_start, o_end = text.span(start, end)
             findings.append(
                 Finding(
-                    category=entry.category,
-                    subcategory=entry.subcategory,
-                    severity=entry.severity,
-                    confidence=self._confidence(hit, variant),
-                    source=Source.LEXICON,
-                    evidence=_evidence(text, hit.start, hit.end, entry.term, variant),
-                    rule=entry.rule,
-                    ambiguous=entry.ambiguous,
+                    entry.category,
+                    entry.subcategory,
+                    entry.severity,
+                    self._confidence(hit, variant),
+                    Source.LEXICON,
+                    Evidence(o_start, o_end, original[o_start:o_end], entry.term, variant),
+                    entry.rule,
+                    entry.ambiguous,
                 )
             )
         if groups:
@@ -169,18 +175,19 @@ def _without_subsumed(findings: list[Finding]) -> list[Finding]:
     kept: list[Finding] = []
     for finding in ranked:
         e = finding.evidence
-        if any(
-            k.category is finding.category
-            and k.evidence.start <= e.start
-            and e.end <= k.evidence.end
-            and (
-                k.severity >= finding.severity
-                or (k.evidence.start, k.evidence.end) == (e.start, e.end)
-            )
-            for k in kept
-        ):
-            continue
-        kept.append(finding)
+        for k in kept:
+            if (
+                k.category is finding.category
+                and k.evidence.start <= e.start
+                and e.end <= k.evidence.end
+                and (
+                    k.severity >= finding.severity
+                    or (k.evidence.start == e.start and k.evidence.end == e.end)
+                )
+            ):
+                break
+        else:
+            kept.append(finding)
     return kept
 
 

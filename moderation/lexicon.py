@@ -35,7 +35,7 @@ import itertools
 import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -121,21 +121,18 @@ class Entry:
     """Stable id for logs: category, subcategory and a checksum of the term (never the term)."""
     source: str = ""
     """``file:line`` where the entry is written, for error messages."""
+    ambiguous: bool = field(init=False)
+    """Harmless in most uses: escalates, never decides alone."""
+    group: bool = field(init=False)
+    """A group of people, neutral alone."""
+    negative: bool = field(init=False)
+    """A disparaging word that counts only next to a group word."""
 
-    @property
-    def ambiguous(self) -> bool:
-        """Harmless in most uses: escalates, never decides alone."""
-        return "ambiguous" in self.flags
-
-    @property
-    def group(self) -> bool:
-        """A group of people, neutral alone."""
-        return "group" in self.flags
-
-    @property
-    def negative(self) -> bool:
-        """A disparaging word that counts only next to a group word."""
-        return "negative" in self.flags
+    def __post_init__(self) -> None:
+        # Read for every hit: worked out once from the flags.
+        object.__setattr__(self, "ambiguous", "ambiguous" in self.flags)
+        object.__setattr__(self, "group", "group" in self.flags)
+        object.__setattr__(self, "negative", "negative" in self.flags)
 
     def applies_to(self, jurisdiction: str) -> bool:
         """True when the entry is active under ``jurisdiction``."""

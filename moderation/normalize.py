@@ -269,6 +269,8 @@ class Normalized(NamedTuple):
     def variant(self, i: int, j: int) -> Variant:
         """How normalized ``[i, j)`` was disguised in the original (EXACT when it was not)."""
         marks = self.marks
+        if not marks and self.starts is None and not self.folded_variants:
+            return Variant.EXACT  # nothing was folded, moved or marked
         found: list[Variant] = [marks[k] for k in range(i, j) if k in marks] if marks else []
         start, end = self.span(i, j)
         found.extend(
@@ -534,8 +536,9 @@ class Normalizer:
         return Normalized(
             text,
             folded,
+            # Unchanged: no character of the text is one the folding changes (or marks).
             fold_steps=self._fold_steps if folded != text else _NO_STEPS,
-            folded_variants=self._fold_variants,
+            folded_variants=self._fold_variants if folded != text else _NO_VARIANTS,
             folded=folded,
         )
 

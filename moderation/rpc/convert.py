@@ -60,7 +60,9 @@ def to_response(result: ModerationResult) -> pb.ModerateResponse:
     Filled in place (``add`` and attribute writes on the submessages): passing submessages to a
     constructor copies each one, which made the answer of a clean item cost three times more.
     """
-    response = pb.ModerateResponse(content_id=result.content_id, decision=_DECISION[result.decision])
+    response = pb.ModerateResponse(
+        content_id=result.content_id, decision=_DECISION[result.decision]
+    )
     for label in result.labels:
         added = response.labels.add(
             category=_CATEGORY[label.category],
