@@ -1,8 +1,9 @@
 /*
  * moderation._scan: the per-character loops of the prefilter's hot path, in C.
  *
- * Two functions, each the exact equivalent of Python code in moderation.normalize that stays
- * the reference (tests hold the two equal on random and real text):
+ * Each function is the exact equivalent of Python code in moderation.normalize or
+ * moderation.phonetic that stays the reference (tests hold the two equal on random and real
+ * text):
  *
  *   translate(text, table)  ->  str | None
  *       text.translate(table) for a table of code points indexed by code point (an
@@ -14,6 +15,16 @@
  *       4 leetspeak, 8 digits): the conditions of Normalizer's finders, without their
  *       regular expressions.
  *
+ *   apply_context_steps(text, starts, ends, digit_words, units, variants)
+ *       Those steps applied, with each character's original span and mark carried.
+ *
+ *   phonetic_view(text, table, trie, max_token, gap, first_code, last_code)
+ *       The phonetic view of moderation.phonetic (its reference_view, in one pass).
+ *
+ *   char_classes(text)  ->  int
+ *       A bit per kind of character the text holds (LATIN a-z, DIGIT 0-9, AT, DOT, COLON):
+ *       what the phonetic view and the patterns ask before doing any work.
+ *
  * Pure functions of their arguments; they hold no state and release nothing they did not take.
  */
 #define PY_SSIZE_T_CLEAN
@@ -21,6 +32,8 @@
 #include <stdint.h>
 
 #define IRREGULAR 0xFFFFu
+/* The longest Latin word phonetic_view segments (phonetic.MAX_TOKEN may be at most this). */
+#define MAX_TOKEN_LIMIT 64
 
 /* The Chinese ranges of normalize.HAN. */
 static inline int
@@ -140,6 +153,42 @@ scan_translate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyBuffer_Release(&view);
     return result;
+}
+
+/* Bits of char_classes, exported as module constants of the same names. */
+#define CLASS_LATIN 1
+#define CLASS_DIGIT 2
+#define CLASS_AT 4
+#define CLASS_DOT 8
+#define CLASS_COLON 16
+
+static PyObject *
+scan_char_classes(PyObject *module, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "char_classes: text must be str");
+        return NULL;
+    }
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    const int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    long classes = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c >= 0x80)
+            continue;
+        if (is_lower(c))
+            classes |= CLASS_LATIN;
+        else if (is_digit(c))
+            classes |= CLASS_DIGIT;
+        else if (c == '@')
+            classes |= CLASS_AT;
+        else if (c == '.')
+            classes |= CLASS_DOT;
+        else if (c == ':')
+            classes |= CLASS_COLON;
+    }
+    return PyLong_FromLong(classes);
 }
 
 #define STEP_SEPARATORS 1
@@ -624,6 +673,270 @@ scan_apply_context_steps(PyObject *module, PyObject *const *args, Py_ssize_t nar
     return result;
 }
 
+/* The phonetic view: Phonetics.reference_view (moderation.phonetic) for a text whose every
+ * character lies in the syllable table. Han characters become their syllable codes through
+ * ``table``; runs of Latin letters that spell pinyin (the fewest syllables, ties to the
+ * shortest last syllable, as Phonetics.segment) and can take part in a key become syllable
+ * codes too, with the gap characters between two such words dropped. */
+
+/* One pinyin word of the text: [start, end) and its syllables at syllables[first:first+count]. */
+typedef struct {
+    Py_ssize_t start, end;
+    Py_ssize_t first, count;
+} Token;
+
+typedef struct {
+    Py_UCS4 code;
+    Py_ssize_t length;
+} Syllable;
+
+#define TRIE_WIDTH 27 /* a child per letter a-z, then the code of the syllable ending here */
+
+/* The syllables of ``t[0:n]`` (lower-case letters) written to ``out`` in order; their count,
+ * or -1 when the word is not pinyin. ``trie`` rows are TRIE_WIDTH wide, row 0 the root. */
+static Py_ssize_t
+segment(const Py_UCS4 *t, Py_ssize_t n, const int32_t *trie, Py_ssize_t rows, Syllable *out)
+{
+    Py_ssize_t best[MAX_TOKEN_LIMIT + 1], from[MAX_TOKEN_LIMIT + 1];
+    Py_UCS4 code[MAX_TOKEN_LIMIT + 1];
+    best[0] = 0;
+    for (Py_ssize_t k = 1; k <= n; k++)
+        best[k] = -1;
+    for (Py_ssize_t s = 0; s < n; s++) {
+        if (best[s] < 0)
+            continue;
+        Py_ssize_t node = 0;
+        for (Py_ssize_t e = s; e < n; e++) {
+            node = trie[node * TRIE_WIDTH + (t[e] - 'a')];
+            if (node <= 0 || node >= rows)
+                break;
+            Py_UCS4 ends_here = (Py_UCS4)trie[node * TRIE_WIDTH + 26];
+            /* Among the fewest syllables the latest start wins: Phonetics.segment tries the
+             * shortest last syllable first and keeps it unless a later one is fewer. */
+            if (ends_here && (best[e + 1] < 0 || best[s] + 1 <= best[e + 1])) {
+                best[e + 1] = best[s] + 1;
+                from[e + 1] = s;
+                code[e + 1] = ends_here;
+            }
+        }
+    }
+    if (best[n] < 0)
+        return -1;
+    Py_ssize_t count = best[n];
+    for (Py_ssize_t e = n, k = count - 1; e > 0; e = from[e], k--) {
+        out[k].code = code[e];
+        out[k].length = e - from[e];
+    }
+    return count;
+}
+
+static inline int
+in_gap(Py_UCS4 c, PyObject *gap)
+{
+    return in_units(c, gap);
+}
+
+/* True when ``t[i:j]`` holds nothing but gap characters (or nothing). */
+static int
+only_gap(const Py_UCS4 *t, Py_ssize_t i, Py_ssize_t j, PyObject *gap)
+{
+    for (; i < j; i++) {
+        if (!in_gap(t[i], gap))
+            return 0;
+    }
+    return 1;
+}
+
+static PyObject *
+view_result(const Py_UCS4 *text, const Py_UCS4 *codes, Py_ssize_t n, const Token *tokens,
+            Py_ssize_t count, const Syllable *syllables, PyObject *gap)
+{
+    Py_UCS4 *out = PyMem_New(Py_UCS4, n > 0 ? n : 1);
+    PyObject *starts = PyList_New(0), *ends = PyList_New(0), *latin = PyList_New(0);
+    PyObject *result = NULL;
+    if (out == NULL || !starts || !ends || !latin) {
+        if (out == NULL)
+            PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t size = 0, cursor = 0, previous_end = -1;
+#define PUSH(CODE, ST, EN)                                                                    \
+    do {                                                                                      \
+        PyObject *st_ = PyLong_FromSsize_t(ST), *en_ = PyLong_FromSsize_t(EN);                \
+        int bad_ = st_ == NULL || en_ == NULL || PyList_Append(starts, st_) < 0 ||           \
+                   PyList_Append(ends, en_) < 0;                                              \
+        Py_XDECREF(st_);                                                                      \
+        Py_XDECREF(en_);                                                                      \
+        if (bad_)                                                                             \
+            goto done;                                                                        \
+        out[size++] = (CODE);                                                                 \
+    } while (0)
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const Token *token = &tokens[i];
+        Py_ssize_t keep_until = token->start;
+        if (previous_end >= 0 && only_gap(text, previous_end, token->start, gap))
+            keep_until = previous_end; /* two pinyin words with only a gap: one key */
+        for (Py_ssize_t k = cursor; k < keep_until; k++)
+            PUSH(codes[k], k, k + 1);
+        Py_ssize_t offset = token->start;
+        for (Py_ssize_t k = 0; k < token->count; k++) {
+            const Syllable *syllable = &syllables[token->first + k];
+            PyObject *position = PyLong_FromSsize_t(size);
+            if (position == NULL || PyList_Append(latin, position) < 0) {
+                Py_XDECREF(position);
+                goto done;
+            }
+            Py_DECREF(position);
+            PUSH(syllable->code, offset, offset + syllable->length);
+            offset += syllable->length;
+        }
+        cursor = previous_end = token->end;
+    }
+    for (Py_ssize_t k = cursor; k < n; k++)
+        PUSH(codes[k], k, k + 1);
+#undef PUSH
+    PyObject *view = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out, size);
+    if (view != NULL) {
+        result = PyTuple_Pack(4, view, starts, ends, latin);
+        Py_DECREF(view);
+    }
+done:
+    PyMem_Free(out);
+    Py_XDECREF(starts);
+    Py_XDECREF(ends);
+    Py_XDECREF(latin);
+    return result;
+}
+
+static PyObject *
+scan_phonetic_view(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "phonetic_view(text, table, trie, max_token, gap, "
+                                         "first_code, last_code) takes 7 arguments");
+        return NULL;
+    }
+    PyObject *text = args[0], *gap = args[4];
+    if (!PyUnicode_Check(text) || !PyUnicode_Check(gap)) {
+        PyErr_SetString(PyExc_TypeError, "phonetic_view: the text and gap must be str");
+        return NULL;
+    }
+    const Py_ssize_t max_token = PyLong_AsSsize_t(args[3]);
+    const long first_code = PyLong_AsLong(args[5]), last_code = PyLong_AsLong(args[6]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (max_token < 1 || max_token > MAX_TOKEN_LIMIT) {
+        PyErr_SetString(PyExc_ValueError, "phonetic_view: max_token out of range");
+        return NULL;
+    }
+    Py_buffer table_view, trie_view;
+    if (PyObject_GetBuffer(args[1], &table_view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[2], &trie_view, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&table_view);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_UCS4 *chars = NULL, *codes = NULL;
+    Token *tokens = NULL;
+    Syllable *syllables = NULL;
+    if (table_view.len % 4 != 0 || trie_view.len % (4 * TRIE_WIDTH) != 0 || trie_view.len == 0) {
+        PyErr_SetString(PyExc_ValueError, "phonetic_view: malformed table or trie");
+        goto done;
+    }
+    const uint32_t *table = (const uint32_t *)table_view.buf;
+    const Py_UCS4 size = (Py_UCS4)(table_view.len / 4);
+    const int32_t *trie = (const int32_t *)trie_view.buf;
+    const Py_ssize_t rows = trie_view.len / (4 * TRIE_WIDTH);
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    const int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    chars = PyMem_New(Py_UCS4, n > 0 ? n : 1);
+    codes = PyMem_New(Py_UCS4, n > 0 ? n : 1);
+    if (chars == NULL || codes == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* The syllable codes, character by character (as translate: None off the table). */
+    Py_UCS4 widest = 0;
+    int letters = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c >= size || table[c] == IRREGULAR || table[c] > 0x10FFFF) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        chars[i] = c;
+        codes[i] = table[c];
+        if (codes[i] > widest)
+            widest = codes[i];
+        letters |= is_lower(c);
+    }
+    Py_ssize_t count = 0, used = 0;
+    if (letters) {
+        /* Every run of letters that is pinyin, then those that can take part in a key. */
+        tokens = PyMem_New(Token, n / 2 + 1);
+        syllables = PyMem_New(Syllable, n + 1);
+        if (tokens == NULL || syllables == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < n;) {
+            if (!is_lower(chars[i])) {
+                i++;
+                continue;
+            }
+            Py_ssize_t j = i;
+            while (j < n && is_lower(chars[j]))
+                j++;
+            if (j - i <= max_token) {
+                Py_ssize_t parts = segment(chars + i, j - i, trie, rows, syllables + used);
+                if (parts > 0) {
+                    tokens[count] = (Token){i, j, used, parts};
+                    count++;
+                    used += parts;
+                }
+            }
+            i = j;
+        }
+        Py_ssize_t kept = 0;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            const Token t = tokens[i];
+            const int joins =
+                t.count > 1 ||
+                (t.start > 0 && codes[t.start - 1] >= (Py_UCS4)first_code &&
+                 codes[t.start - 1] <= (Py_UCS4)last_code) ||
+                (t.end < n && codes[t.end] >= (Py_UCS4)first_code &&
+                 codes[t.end] <= (Py_UCS4)last_code) ||
+                (i > 0 && only_gap(chars, tokens[i - 1].end, t.start, gap)) ||
+                (i + 1 < count && only_gap(chars, t.end, tokens[i + 1].start, gap));
+            if (joins)
+                tokens[kept++] = t; /* kept <= i: the earlier tokens were read already */
+        }
+        count = kept;
+    }
+    if (count == 0) {
+        result = PyUnicode_New(n, widest);
+        if (result != NULL) {
+            const int out_kind = PyUnicode_KIND(result);
+            void *out_data = PyUnicode_DATA(result);
+            for (Py_ssize_t i = 0; i < n; i++)
+                PyUnicode_WRITE(out_kind, out_data, i, codes[i]);
+        }
+    }
+    else {
+        result = view_result(chars, codes, n, tokens, count, syllables, gap);
+    }
+done:
+    PyMem_Free(chars);
+    PyMem_Free(codes);
+    PyMem_Free(tokens);
+    PyMem_Free(syllables);
+    PyBuffer_Release(&table_view);
+    PyBuffer_Release(&trie_view);
+    return result;
+}
+
 static PyMethodDef scan_methods[] = {
     {"translate", (PyCFunction)(void (*)(void))scan_translate, METH_FASTCALL,
      "translate(text, table) -> str | None: text.translate(table) over a table of code points "
@@ -634,10 +947,31 @@ static PyMethodDef scan_methods[] = {
     {"apply_context_steps", (PyCFunction)(void (*)(void))scan_apply_context_steps, METH_FASTCALL,
      "apply_context_steps(text, starts, ends, digit_words, units, variants) -> None | (text, "
      "starts, ends, marks, steps): every context step in order, with the spans carried."},
+    {"phonetic_view", (PyCFunction)(void (*)(void))scan_phonetic_view, METH_FASTCALL,
+     "phonetic_view(text, table, trie, max_token, gap, first_code, last_code) -> None | str | "
+     "(codes, starts, ends, latin): the syllable codes of the text, with the Latin words that "
+     "spell pinyin and can take part in a key rewritten (then with their spans); None when a "
+     "character lies off the table."},
+    {"char_classes", (PyCFunction)scan_char_classes, METH_O,
+     "char_classes(text) -> int: a bit per kind of character in the text (LATIN a-z, DIGIT "
+     "0-9, AT, DOT, COLON)."},
     {NULL, NULL, 0, NULL},
 };
 
+static int
+scan_exec(PyObject *module)
+{
+    if (PyModule_AddIntConstant(module, "LATIN", CLASS_LATIN) < 0 ||
+        PyModule_AddIntConstant(module, "DIGIT", CLASS_DIGIT) < 0 ||
+        PyModule_AddIntConstant(module, "AT", CLASS_AT) < 0 ||
+        PyModule_AddIntConstant(module, "DOT", CLASS_DOT) < 0 ||
+        PyModule_AddIntConstant(module, "COLON", CLASS_COLON) < 0)
+        return -1;
+    return 0;
+}
+
 static struct PyModuleDef_Slot scan_slots[] = {
+    {Py_mod_exec, scan_exec},
 #if PY_VERSION_HEX >= 0x030C0000
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif

@@ -27,3 +27,29 @@ def apply_context_steps(
     ``starts``/``ends`` (None: the identity); ``variants`` are the marks of repeats, leetspeak
     and digits. None when no step changes anything; else the text, spans, marks and a bit per
     step that changed something."""
+
+LATIN: int
+DIGIT: int
+AT: int
+DOT: int
+COLON: int
+
+def char_classes(text: str, /) -> int:
+    """A bit per kind of character ``text`` holds: LATIN (a-z), DIGIT (0-9), AT (@), DOT (.),
+    COLON (:)."""
+
+def phonetic_view(
+    text: str,
+    table: array[int],
+    trie: array[int],
+    max_token: int,
+    gap: str,
+    first_code: int,
+    last_code: int,
+    /,
+) -> str | tuple[str, list[int], list[int], list[int]] | None:
+    """The phonetic view of ``text``: the syllable codes (``table``) with the Latin words that
+    spell pinyin (``trie``: rows of 27, a child per letter and the code ending there) and can
+    take part in a key rewritten as codes, the ``gap`` characters between two such words
+    dropped. A str when no word was rewritten; else the codes, each code's span of the text
+    and the positions of codes from Latin letters. None when a character lies off the table."""

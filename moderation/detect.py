@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from moderation import _scan
 from moderation.domain import Category, Evidence, Finding, Severity, Source, Variant
 from moderation.lexicon import Hit, Lexicon
 from moderation.normalize import Normalized
@@ -315,7 +316,6 @@ PATTERNS: tuple[Pattern, ...] = (
 
 
 _DOT_WORD = re.compile(r"\.[a-z]{2}")
-_ASCII_DIGIT = re.compile("[0-9]")
 _HANDLE_WORD = re.compile(_HANDLES)
 
 
@@ -325,11 +325,14 @@ def patterns_might_match(text: str) -> bool:
     Every pattern needs one of: ``@``, a URL's ``://``, ``www.`` or ``.tld``, or an ASCII
     digit (numbers, and the digits a contact handle's validator asks for).
     """
-    if "@" in text or "://" in text or "www." in text:
+    classes = _scan.char_classes(text)
+    if classes & _scan.AT:
         return True
-    if "." in text and _DOT_WORD.search(text):
+    if classes & (_scan.DOT | _scan.COLON) and (
+        "://" in text or "www." in text or _DOT_WORD.search(text)
+    ):
         return True
-    if not _ASCII_DIGIT.search(text):
+    if not classes & _scan.DIGIT:
         return False
     return bool(_DIGITS_HINT.search(text) or _HANDLE_WORD.search(text))
 

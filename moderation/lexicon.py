@@ -261,7 +261,11 @@ class _Automaton:
     def find(self, text: str) -> list[tuple[int, int, list[tuple[Entry, Variant | None]]]]:
         if self._automaton is None:
             return []
-        return [(s, e, self._payloads[i]) for s, e, i in self._automaton.find_overlapping(text)]
+        found = self._automaton.find_overlapping(text)
+        if not found:
+            return []
+        payloads = self._payloads
+        return [(s, e, payloads[i]) for s, e, i in found]
 
 
 def _latin_word(text: str, index: int) -> bool:

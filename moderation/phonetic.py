@@ -41,6 +41,7 @@ GAP = " -'."
 MAX_CACHED_TOKENS = 50_000
 #: Code points looked up in a list rather than a dict: the BMP and the emoji plane.
 LIST_SIZE = 0x20000
+_NONE: frozenset[int] = frozenset()
 
 
 def _toneless(reading: str) -> str:
@@ -96,8 +97,27 @@ class Phonetics:
         self._pinyin_words: set[str] = set()  # the cached words that are pinyin
         self._latin_syllables = {s for s in syllables if s not in NOT_IN_LATIN and s.isascii()}
         self._longest = max(len(s) for s in self._latin_syllables)
+        self._trie = self._syllable_trie()
         self._latin = re.compile(r"[a-z]+")
         self._han_reading = readings
+
+    def _syllable_trie(self) -> array[int]:
+        """The Latin syllables as a trie for ``_scan.phonetic_view``: rows of 27, a child row
+        per letter a-z (0: none; row 0 is the root) and the code of the syllable ending there
+        (0: none)."""
+        rows = [[0] * 27]
+        for syllable in sorted(self._latin_syllables):
+            node = 0
+            for letter in syllable:
+                k = ord(letter) - ord("a")
+                if not 0 <= k < 26:
+                    raise ValueError(f"syllable {syllable!r} is not written in a-z")
+                if not rows[node][k]:
+                    rows.append([0] * 27)
+                    rows[node][k] = len(rows) - 1
+                node = rows[node][k]
+            rows[node][26] = ord(self._code[syllable])
+        return array("i", (cell for row in rows for cell in row))
 
     def syllables(self, text: str) -> str:
         """Codes for ``text`` character by character (most common readings).
@@ -177,7 +197,21 @@ class Phonetics:
                         best[end] = candidate
         return best[len(token)]
 
-    def view(self, text: str, *, every_word: bool = False) -> PhoneticView:
+    def view(self, text: str) -> PhoneticView:
+        """The phonetic view of a normalized text, in one pass in C (``reference_view`` is the
+        same in Python, and the way for a text with a character above the list table)."""
+        made = _scan.phonetic_view(
+            text, self._codes, self._trie, MAX_TOKEN, GAP, ord(self._first_code),
+            ord(self._last_code),
+        )  # fmt: skip
+        if made is None:
+            return self.reference_view(text)
+        if isinstance(made, str):
+            return PhoneticView(made, None, None, _NONE)
+        codes, starts, ends, latin = made
+        return PhoneticView(codes, starts, ends, frozenset(latin))
+
+    def reference_view(self, text: str, *, every_word: bool = False) -> PhoneticView:
         """The phonetic view of a normalized text.
 
         Han characters become syllable codes in place. Latin letters are not codes, so they
@@ -187,9 +221,9 @@ class Phonetics:
         reference the tests hold the shortcut to: both find the same keys).
         """
         codes = self.syllables(text)
+        if not _scan.char_classes(text) & _scan.LATIN:
+            return PhoneticView(codes, None, None, _NONE)
         words = self._latin.findall(text)
-        if not words:
-            return PhoneticView(codes, None, None, frozenset())
         distinct = set(words)
         segment = self.segment
         if distinct.difference(self._segments):  # a word seen for the first time
@@ -197,7 +231,7 @@ class Phonetics:
         else:
             pinyin = self._pinyin_words.intersection(distinct)
         if not pinyin:
-            return PhoneticView(codes, None, None, frozenset())
+            return PhoneticView(codes, None, None, _NONE)
         if not every_word and len(pinyin) == 1:
             (word,) = pinyin
             if (
@@ -205,7 +239,7 @@ class Phonetics:
                 and len(segment(word) or ()) == 1
                 and self._alone(text, codes, word)
             ):
-                return PhoneticView(codes, None, None, frozenset())
+                return PhoneticView(codes, None, None, _NONE)
         tokens = [
             (m.start(), m.end(), parts)
             for m in self._latin.finditer(text)
@@ -214,7 +248,7 @@ class Phonetics:
         if not every_word:
             tokens = self._joinable(text, codes, tokens)
         if not tokens:
-            return PhoneticView(codes, None, None, frozenset())
+            return PhoneticView(codes, None, None, _NONE)
         out: list[str] = []
         starts: list[int] = []
         ends: list[int] = []

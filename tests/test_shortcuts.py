@@ -6,8 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from moderation import _scan
 from moderation.compose import load_prefilter
-from moderation.normalize import UNITS, Normalized
+from moderation.normalize import UNITS, Normalized, reference_char_classes
 from tests.bench import messages
 from tests.corpus_cases import load
 
@@ -41,7 +42,7 @@ def _picture(result: Normalized) -> tuple[object, ...]:
 
 
 def _sound_matches(text: str, *, every_word: bool) -> list[tuple[tuple[int, int], int]]:
-    view = PHONETICS.view(text, every_word=every_word)
+    view = PHONETICS.reference_view(text, every_word=every_word)
     return sorted((view.span(s, e), id(p)) for s, e, p in LEXICON._sounds.find(view.codes))
 
 
@@ -86,6 +87,16 @@ def test_lone_pinyin_words_change_no_sound_match(pieces: list[str]) -> None:
 def test_which_pinyin_words_are_rewritten(text: str, rewritten: bool) -> None:
     """Only words that can take part in a key become syllables."""
     assert bool(PHONETICS.view(text).latin) is rewritten
+    assert bool(PHONETICS.reference_view(text).latin) is rewritten
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PINYIN_PIECES, max_size=10))
+def test_phonetic_view_in_c_equals_its_reference(pieces: list[str]) -> None:
+    """The view in one C pass is the Python view: codes, spans and Latin positions."""
+    text = "".join(pieces)
+    for view in (text, NORMALIZER(text).text):
+        assert PHONETICS.view(view) == PHONETICS.reference_view(view)
 
 
 def _c_passes_equal_references(text: str) -> None:
@@ -96,6 +107,8 @@ def _c_passes_equal_references(text: str) -> None:
     for view in (text, folded, NORMALIZER(text).text):
         if view is not None:
             assert NORMALIZER.context_steps(view) == NORMALIZER.reference_context_steps(view)
+            assert PHONETICS.view(view) == PHONETICS.reference_view(view)
+            assert _scan.char_classes(view) == reference_char_classes(view)
     every_step_in_c = NORMALIZER._full(text, NORMALIZER._translate(text))
     assert _picture(every_step_in_c) == _picture(NORMALIZER.full(text))
 
@@ -116,7 +129,20 @@ def test_c_passes_equal_their_references_on_any_text(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["\uffff", "a\U0010ffff", "\ud800x", "傻\u200b逼", "A5ß", "x" * 100_000, "傻" * 3, "", "13"],
+    [
+        *(
+            "\uffff",
+            "a\U0010ffff",
+            "\ud800x",
+            "傻\u200b逼",
+            "A5ß",
+            "x" * 100_000,
+            "傻" * 3,
+            "",
+            "13",
+        ),
+        *("sha" * 10, "sha" * 11, "shabi" * 20_000, "you " * 1000, "a.b:c@d9", "zhuang-\U00020000"),
+    ],
 )
 def test_c_passes_on_edge_texts(text: str) -> None:
     """Texts at the edges of the tables and of the steps' conditions."""

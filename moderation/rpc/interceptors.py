@@ -8,6 +8,7 @@ message (the details go to the log, by type only: messages may quote user input)
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -82,26 +83,43 @@ async def _abort(context: Context, error: BaseException, method: str) -> None:
     await context.abort_with_status(rpc_status.to_status(rich_status(error)))
 
 
-Behaviour = Callable[..., Any]
+Behaviour = Callable[..., Awaitable[Any]]
+#: Wraps a behaviour; told which kind of RPC it is (``unary`` or ``bidi_stream``).
+Around = Callable[[Behaviour, str], Behaviour]
 
 
-def _wrap(
-    handler: Any,
-    unary: Callable[[Behaviour], Behaviour],
-    stream: Callable[[Behaviour], Behaviour],
-) -> Any:
-    """The same handler with its behaviour wrapped (our RPCs are unary or bidi streaming)."""
+def _writing(inner: Callable[..., AsyncIterator[Any]]) -> Behaviour:
+    """A streaming behaviour written as an async generator, as one that writes its answers
+    (``context.write``) and returns None, like ours: one shape for every wrapper."""
+
+    async def behaviour(requests: AsyncIterator[Any], context: Context) -> None:
+        async for response in inner(requests, context):
+            await context.write(response)
+
+    return behaviour
+
+
+def _wrap(handler: Any, around: Around) -> Any:
+    """The same handler with its behaviour wrapped (our RPCs are unary or bidi streaming).
+
+    A bidi behaviour is a coroutine reading and writing through its context (an async
+    generator is adapted to that shape), so one wrapper serves both kinds and adds nothing
+    per streamed message.
+    """
     if handler is None:
         return handler
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
-            unary(handler.unary_unary),
+            around(handler.unary_unary, "unary"),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
     if handler.stream_stream is not None:
+        inner = handler.stream_stream
+        if inspect.isasyncgenfunction(inner):
+            inner = _writing(inner)
         return grpc.stream_stream_rpc_method_handler(
-            stream(handler.stream_stream),
+            around(inner, "bidi_stream"),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -118,7 +136,7 @@ class ErrorMapping(grpc.aio.ServerInterceptor):
     ) -> Any:
         method = details.method
 
-        def unary(inner: Behaviour) -> Behaviour:
+        def around(inner: Behaviour, kind: str) -> Behaviour:
             async def behaviour(request: Any, context: Context) -> Any:
                 try:
                     return await inner(request, context)
@@ -130,21 +148,7 @@ class ErrorMapping(grpc.aio.ServerInterceptor):
 
             return behaviour
 
-        def stream(inner: Behaviour) -> Behaviour:
-            async def behaviour(
-                requests: AsyncIterator[Any], context: Context
-            ) -> AsyncIterator[Any]:
-                try:
-                    async for response in inner(requests, context):
-                        yield response
-                except (asyncio.CancelledError, grpc.aio.AbortError):
-                    raise
-                except Exception as error:
-                    await _abort(context, error, method)
-
-            return behaviour
-
-        return _wrap(await continuation(details), unary, stream)
+        return _wrap(await continuation(details), around)
 
 
 class Access(grpc.aio.ServerInterceptor):
@@ -168,24 +172,14 @@ class Access(grpc.aio.ServerInterceptor):
         metadata = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
         method = details.method
 
-        def unary(inner: Behaviour) -> Behaviour:
+        def around(inner: Behaviour, kind: str) -> Behaviour:
             async def behaviour(request: Any, context: Context) -> Any:
                 current_client.set(self._gate.identify(method, metadata))
                 return await inner(request, context)
 
             return behaviour
 
-        def stream(inner: Behaviour) -> Behaviour:
-            async def behaviour(
-                requests: AsyncIterator[Any], context: Context
-            ) -> AsyncIterator[Any]:
-                current_client.set(self._gate.identify(method, metadata))
-                async for response in inner(requests, context):
-                    yield response
-
-            return behaviour
-
-        return _wrap(handler, unary, stream)
+        return _wrap(handler, around)
 
 
 class Observe(grpc.aio.ServerInterceptor):
@@ -206,20 +200,9 @@ class Observe(grpc.aio.ServerInterceptor):
         )
         metrics = self._metrics
 
-        def record(kind: str, began: float, context: Context, error: BaseException | None) -> None:
-            code = context.code()
-            if code is None:
-                code = (
-                    grpc.StatusCode.CANCELLED
-                    if isinstance(error, asyncio.CancelledError)
-                    else (grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK)
-                )
-            metrics.handled_by(kind, service, name, code.name).inc()
-            metrics.handling_by(kind, service, name).observe(time.monotonic() - began)
-
-        def unary(inner: Behaviour) -> Behaviour:
+        def around(inner: Behaviour, kind: str) -> Behaviour:
             async def behaviour(request: Any, context: Context) -> Any:
-                metrics.started_by("unary", service, name).inc()
+                metrics.started_by(kind, service, name).inc()
                 began, error = time.monotonic(), None
                 try:
                     return await inner(request, context)
@@ -227,25 +210,18 @@ class Observe(grpc.aio.ServerInterceptor):
                     error = exc
                     raise
                 finally:
-                    record("unary", began, context, error)
+                    code = context.code()
+                    if code is None:
+                        code = (
+                            grpc.StatusCode.CANCELLED
+                            if isinstance(error, asyncio.CancelledError)
+                            else (
+                                grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK
+                            )
+                        )
+                    metrics.handled_by(kind, service, name, code.name).inc()
+                    metrics.handling_by(kind, service, name).observe(time.monotonic() - began)
 
             return behaviour
 
-        def stream(inner: Behaviour) -> Behaviour:
-            async def behaviour(
-                requests: AsyncIterator[Any], context: Context
-            ) -> AsyncIterator[Any]:
-                metrics.started_by("bidi_stream", service, name).inc()
-                began, error = time.monotonic(), None
-                try:
-                    async for response in inner(requests, context):
-                        yield response
-                except BaseException as exc:
-                    error = exc
-                    raise
-                finally:
-                    record("bidi_stream", began, context, error)
-
-            return behaviour
-
-        return _wrap(await continuation(details), unary, stream)
+        return _wrap(await continuation(details), around)

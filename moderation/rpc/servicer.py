@@ -50,6 +50,18 @@ class _End:
         self.error = error
 
 
+def _failed(request: pb.ModerateRequest, error: Exception) -> pb.ModerateResponse:
+    """The answer for a stream item that could not be judged: its status code and message."""
+    if isinstance(error, InvalidRequest | PermissionDenied):
+        code, message = status_for(error).value[0], str(error)
+    else:
+        log.error("rpc.stream_item_failed", error_type=type(error).__name__)
+        code, message = grpc.StatusCode.INTERNAL.value[0], "internal error"
+    return pb.ModerateResponse(
+        content_id=request.content_id, error=pb.ItemError(code=code, message=message)
+    )
+
+
 class ModerationServicer(pb_grpc.ModerationServiceServicer):
     """gRPC front door to a ``Moderator``."""
 
@@ -98,45 +110,40 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
         )
         return pb.ModerateBatchResponse(results=[convert.to_response(r) for r in results])
 
-    async def ModerateStream(
+    async def ModerateStream(  # type: ignore[override]  # grpc.aio's reader-writer form
         self, request_iterator: AsyncIterator[pb.ModerateRequest], context: Context
-    ) -> AsyncIterator[pb.ModerateResponse]:
-        """Answer every request once, with its content_id; bad items get ``error``."""
+    ) -> None:
+        """Answer every request once, with its content_id; bad items get ``error``.
+
+        A reader task reads and screens while this coroutine writes, so a read and a write
+        are in flight together. What the heuristics decide is answered from the reader; only
+        items for the model become tasks. At most ``stream_window`` answers wait unwritten:
+        a client that stops reading answers stops the reading of its requests.
+        """
         deadline = _deadline(context)
         slots = asyncio.Semaphore(self._stream_window)
         answers: asyncio.Queue[pb.ModerateResponse | _End] = asyncio.Queue()
         tasks: set[asyncio.Task[None]] = set()
 
-        def failed(request: pb.ModerateRequest, error: Exception) -> pb.ModerateResponse:
-            if isinstance(error, InvalidRequest | PermissionDenied):
-                code, message = status_for(error).value[0], str(error)
-            else:
-                log.error("rpc.stream_item_failed", error_type=type(error).__name__)
-                code, message = grpc.StatusCode.INTERNAL.value[0], "internal error"
-            return pb.ModerateResponse(
-                content_id=request.content_id, error=pb.ItemError(code=code, message=message)
-            )
-
         async def escalate(request: pb.ModerateRequest, screening: Screening) -> None:
             try:
                 answer = convert.to_response(await self._moderator.escalate(screening, deadline))
             except Exception as error:
-                answer = failed(request, error)
+                answer = _failed(request, error)
             answers.put_nowait(answer)
 
         async def read() -> None:
             error: BaseException | None = None
             try:
-                async for request in request_iterator:
-                    await slots.acquire()  # backpressure: no more than the window in flight
-                    # What the heuristics decide is answered here; only the model gets a task.
+                while (request := await context.read()) is not grpc.aio.EOF:
+                    await slots.acquire()  # backpressure: no more than the window unwritten
                     try:
                         screening, result = self._moderator.heuristics(self._content(request))
-                        if result is not None:
-                            answers.put_nowait(convert.to_response(result))
-                            continue
                     except Exception as item_error:
-                        answers.put_nowait(failed(request, item_error))
+                        answers.put_nowait(_failed(request, item_error))
+                        continue
+                    if result is not None:
+                        answers.put_nowait(convert.to_response(result))
                         continue
                     task = asyncio.create_task(escalate(request, screening))
                     tasks.add(task)
@@ -150,14 +157,11 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
 
         reader = asyncio.create_task(read())
         try:
-            while True:
-                answer = await answers.get()
-                if isinstance(answer, _End):
-                    if answer.error is not None:
-                        raise answer.error
-                    break
-                yield answer
+            while not isinstance(answer := await answers.get(), _End):
+                await context.write(answer)
                 slots.release()
+            if answer.error is not None:
+                raise answer.error
         finally:
             reader.cancel()
             for task in list(tasks):
