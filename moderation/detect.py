@@ -131,15 +131,15 @@ class LexiconDetector:
 
         def finding(hit: Hit, category_of: Hit) -> Finding:
             variant = hit.variant or text.variant(hit.start, hit.end)
-            return Finding(
-                category=category_of.entry.category,
-                subcategory=category_of.entry.subcategory,
-                severity=hit.entry.severity,
-                confidence=CONFIDENCE_GROUP,
-                source=Source.LEXICON,
-                evidence=_evidence(text, hit.start, hit.end, hit.entry.term, variant),
-                rule=hit.entry.rule,
-                ambiguous=True,
+            return Finding(  # by position: Finding's fields in order
+                category_of.entry.category,
+                category_of.entry.subcategory,
+                hit.entry.severity,
+                CONFIDENCE_GROUP,
+                Source.LEXICON,
+                _evidence(text, hit.start, hit.end, hit.entry.term, variant),
+                hit.entry.rule,
+                True,  # ambiguous: a group word is for the model
             )
 
         out: list[Finding] = []

@@ -277,11 +277,17 @@ class Normalized(NamedTuple):
             return i, j
         return self.starts[i], self.ends[j - 1]
 
+    def _folded_variants_in(self, start: int, end: int) -> list[Variant]:
+        """The variants of the characters of ``original[start:end]`` the folding changed."""
+        chars = self.original[start:end]
+        variants = self.folded_variants
+        if variants.keys().isdisjoint(chars):  # the common case, asked in C
+            return []
+        return [variants[c] for c in chars if c in variants]
+
     def original_variant(self, start: int, end: int) -> Variant:
         """The disguise the context-free steps undo in ``original[start:end]`` (or EXACT)."""
-        found = [
-            self.folded_variants[c] for c in self.original[start:end] if c in self.folded_variants
-        ]
+        found = self._folded_variants_in(start, end)
         return min(found, key=_PRIORITY.__getitem__) if found else Variant.EXACT
 
     def variant(self, i: int, j: int) -> Variant:
@@ -289,13 +295,10 @@ class Normalized(NamedTuple):
         marks = self.marks
         if not marks and self.starts is None and not self.folded_variants:
             return Variant.EXACT  # nothing was folded, moved or marked
-        found: list[Variant] = [marks[k] for k in range(i, j) if k in marks] if marks else []
         start, end = self.span(i, j)
-        found.extend(
-            self.folded_variants[ch]
-            for ch in self.original[start:end]
-            if ch in self.folded_variants
-        )
+        found = self._folded_variants_in(start, end)
+        if marks:
+            found.extend(marks[k] for k in range(i, j) if k in marks)
         if (
             not found
             and self.starts is not None
@@ -449,6 +452,11 @@ class Normalizer:
             ("leetspeak", self._leetspeak),
             ("digits", self._digit_words),
         )
+        #: The names of the context steps each combination of their bits stands for.
+        self._steps_of_bits = [
+            tuple(name for i, (name, _) in enumerate(self._context_steps) if bits >> i & 1)
+            for bits in range(1 << len(self._context_steps))
+        ]
 
     def context_steps(self, folded: str) -> int:
         """A bit per context step that would change ``folded``, in the order of
@@ -590,7 +598,7 @@ class Normalizer:
         if done is None:
             return
         edit.chars, edit.starts, edit.ends, edit.marks, bits = done
-        steps.update(name for i, (name, _) in enumerate(self._context_steps) if bits >> i & 1)
+        steps.update(self._steps_of_bits[bits])
 
     def _full(self, text: str, translated: str | None, *, in_c: bool = True) -> Normalized:
         steps: set[str] = set()
@@ -600,16 +608,16 @@ class Normalizer:
             self._context_in_c(edit, steps)
         else:
             self._context_in_python(edit, steps)
-        return Normalized(
-            original=text,
-            text=edit.chars,
-            starts=edit.starts,
-            ends=edit.ends,
-            marks=edit.marks,
-            fired=frozenset(steps),
-            fold_steps=self._fold_steps,
-            folded_variants=self._fold_variants,
-            folded=folded,
-            folded_starts=folded_starts,
-            folded_ends=folded_ends,
+        return Normalized(  # by position, as in ``__call__``
+            text,
+            edit.chars,
+            edit.starts,
+            edit.ends,
+            edit.marks,
+            frozenset(steps),
+            self._fold_steps,
+            self._fold_variants,
+            folded,
+            folded_starts,
+            folded_ends,
         )
