@@ -130,6 +130,12 @@ def messages(count: int, dirty_share: float, seed: int = 7) -> list[str]:
     return out
 
 
+def cpu_reference_ms() -> float:
+    """Milliseconds for ``sum(range(1_000_000))``, best of 3 × 20: the speed of this machine
+    in this minute (the research notes' perf anchors saw 17-20 ms on theirs)."""
+    return min(timeit.repeat("sum(range(1_000_000))", number=20, repeat=3)) / 20 * 1000
+
+
 def rss_mb() -> float:
     """Peak resident memory of this process, in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -210,6 +216,7 @@ def main() -> None:
     for content in contents[:2000]:  # warm caches
         moderator.decide_now(moderator.screen(content))
 
+    reference_before = cpu_reference_ms()
     rates, p50s, p99s = [], [], []
     for _ in range(args.repeats):
         gc.collect()
@@ -231,6 +238,10 @@ def main() -> None:
         f"Python {platform.python_version()}"
     )
     print(f"lexicon {moderator.lexicon_version}; start-up {start_s:.2f} s")
+    print(
+        f"CPU reference, sum(range(1_000_000)): {reference_before:.1f} ms before the runs, "
+        f"{cpu_reference_ms():.1f} ms after (lower is faster)"
+    )
     print()
     print("| measure | median of runs | runs |")
     print("|---|---|---|")

@@ -4,9 +4,10 @@ Starts, each in its own process on 127.0.0.1: a bare grpc.aio echo server, the m
 server (heuristics only), a fake model with fixed latency, and a moderation server that asks
 it. A closed-loop grpc.aio client in this process keeps N calls in flight for a few seconds per
 scenario (sending bytes serialized in advance, as it does to the echo server) and prints a
-Markdown table: unary at several concurrency levels and the ratio to
-the echo ceiling, ModerateStream items/s against unary, ModerateBatch with 100 items per call,
-and unary calls that all go to the model. Loads are bounded in count and time; only loopback.
+Markdown table: unary at several concurrency levels and the ratio to the echo ceiling;
+ModerateStream at 4 and 16 streams against Moderate unary at 16 in flight and against a bare
+echo bidi stream of the same shape; ModerateBatch with 100 items per call; and unary calls that
+all go to the model. Loads are bounded in count and time; only loopback.
 """
 
 from __future__ import annotations
@@ -28,14 +29,30 @@ from moderation.v1 import moderation_pb2 as pb
 from moderation.v1 import moderation_pb2_grpc as pb_grpc
 from tests.bench import messages
 
+#: Items each stream carries in the stream scenarios.
+STREAM_ITEMS = 500
+
 ECHO = """
 import asyncio, grpc, sys
 async def main():
     server = grpc.aio.server()
     async def echo(request, context):
         return request
+    async def echo_stream(requests, context):
+        # Read and write at once, as ModerateStream does: its ceiling, not the slower
+        # one-at-a-time shape of a bare async generator.
+        replies = asyncio.Queue()
+        async def read():
+            async for request in requests:
+                replies.put_nowait(request)
+            replies.put_nowait(None)
+        reader = asyncio.create_task(read())
+        while (reply := await replies.get()) is not None:
+            await context.write(reply)
+        await reader
     handler = grpc.method_handlers_generic_handler(
-        "echo.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})
+        "echo.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo),
+                      "EchoStream": grpc.stream_stream_rpc_method_handler(echo_stream)})
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -172,6 +189,7 @@ async def scenarios(seconds: float, echo_port: str, address: str, judged_address
     channel = grpc.aio.insecure_channel(address)
     judged_channel = grpc.aio.insecure_channel(judged_address)
     echo_call: Any = echo_channel.unary_unary("/echo.Echo/Echo")
+    echo_stream_call: Any = echo_channel.stream_stream("/echo.Echo/EchoStream")
     judged_stub = pb_grpc.ModerationServiceStub(judged_channel)
     payloads = [pb.ModerateRequest(text=t).SerializeToString() for t in texts]
     # Every client below sends bytes serialized in advance and leaves the answers as bytes,
@@ -218,14 +236,18 @@ async def scenarios(seconds: float, echo_port: str, address: str, judged_address
         check("batch", reply, lambda r: len(pb.ModerateBatchResponse.FromString(r).results), 100)
         return 100
 
-    async def stream_once(i: int) -> int:
-        async def requests() -> AsyncIterator[bytes]:
-            for k in range(500):
-                yield requests_raw[(i + k) % len(requests_raw)]
+    def streamed(call: Any, payloads: list[bytes], kind: str) -> Callable[[int], Awaitable[int]]:
+        async def once(i: int) -> int:
+            async def requests() -> AsyncIterator[bytes]:
+                for k in range(STREAM_ITEMS):
+                    yield payloads[(i + k) % len(payloads)]
 
-        replies = [r async for r in stream_call(requests())]
-        check("stream", replies[0], answers, 1)
-        return len(replies)
+            replies = [r async for r in call(requests())]
+            if kind == "stream":
+                check(kind, replies[0], answers, 1)
+            return len(replies)
+
+        return once
 
     async def escalate_once(i: int) -> int:
         reply = await judged_stub.Moderate(
@@ -236,7 +258,7 @@ async def scenarios(seconds: float, echo_port: str, address: str, judged_address
         return 1
 
     try:
-        unary_32 = None
+        unary_at: dict[int, Result] = {}
         for level in (16, 32, 64):
             ceiling = await closed_loop(
                 f"echo, unary, {level} in flight", level, seconds, echo_once
@@ -246,11 +268,27 @@ async def scenarios(seconds: float, echo_port: str, address: str, judged_address
             )
             rows.append(ceiling.row("ceiling"))
             rows.append(unary.row(f"{unary.rate / ceiling.rate:.2f} of echo"))
-            if level == 32:
-                unary_32 = unary
-        assert unary_32 is not None
-        stream = await closed_loop("ModerateStream, 4 streams of 500", 4, seconds, stream_once)
-        rows.append(stream.row(f"{stream.rate / unary_32.rate:.1f}x unary at 32"))
+            unary_at[level] = unary
+        for streams in (4, 16):
+            shape = f"{streams} streams of {STREAM_ITEMS}"
+            ceiling = await closed_loop(
+                f"echo, bidi stream, {shape}", streams, seconds,
+                streamed(echo_stream_call, payloads, "echo stream"),
+            )  # fmt: skip
+            stream = await closed_loop(
+                f"ModerateStream, {shape}", streams, seconds,
+                streamed(stream_call, requests_raw, "stream"),
+            )  # fmt: skip
+            unary = unary_at[16]
+            rows.append(
+                ceiling.row(f"ceiling; {ceiling.rate / unary.rate:.1f}x Moderate unary at 16")
+            )
+            rows.append(
+                stream.row(
+                    f"{stream.rate / unary.rate:.1f}x Moderate unary at 16; "
+                    f"{stream.rate / ceiling.rate:.2f} of echo"
+                )
+            )
         batch = await closed_loop(
             "ModerateBatch, 100 items a call, 8 in flight", 8, seconds, batch_once
         )

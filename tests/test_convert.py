@@ -22,6 +22,7 @@ from moderation.domain import (
 )
 from moderation.pipeline import Moderator
 from moderation.rpc import convert
+from moderation.v1 import moderation_pb2 as pb
 from tests.corpus_cases import judge, load
 
 evidence = st.builds(
@@ -88,3 +89,20 @@ def test_corpus_results(moderator: Moderator) -> None:
     for case in itertools.islice(load(), 0, None, 3):
         result = judge(moderator, case).result
         assert convert.result_json(result) == convert.to_json(convert.to_response(result))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(results, max_size=6), st.lists(st.text(max_size=6), min_size=6, max_size=6))
+def test_answers_copied_from_a_prebuilt_message_equal_answers_filled(
+    batch: list[ModerationResult], ids: list[str]
+) -> None:
+    """Label-free answers are copies of a prebuilt message: each still carries its own
+    content_id, equals the answer filled field by field, and a batch holds the same answers."""
+    batch = batch + [r._replace(content_id=i) for r, i in zip(batch, ids, strict=False)]
+    for result in batch:
+        filled = pb.ModerateResponse()
+        convert._fill(filled, result)
+        assert convert.to_response(result) == filled
+    wire = convert.to_batch_response(batch)
+    assert list(wire.results) == [convert.to_response(r) for r in batch]
+    assert [r.content_id for r in wire.results] == [r.content_id for r in batch]

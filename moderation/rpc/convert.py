@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 
 from google.protobuf import json_format
 from google.protobuf.internal.type_checkers import ToShortestFloat
@@ -55,14 +56,57 @@ def to_content(request: pb.ModerateRequest) -> Content:
 
 
 def to_response(result: ModerationResult) -> pb.ModerateResponse:
-    """The wire answer for a result.
+    """The wire answer for a result."""
+    response = pb.ModerateResponse()
+    fill_response(response, result)
+    return response
 
-    Filled in place (``add`` and attribute writes on the submessages): passing submessages to a
-    constructor copies each one, which made the answer of a clean item cost three times more.
-    """
-    response = pb.ModerateResponse(
-        content_id=result.content_id, decision=_DECISION[result.decision]
-    )
+
+def to_batch_response(results: Iterable[ModerationResult]) -> pb.ModerateBatchResponse:
+    """The wire answer for a batch, each result written in place (a message passed to a
+    constructor is copied)."""
+    response = pb.ModerateBatchResponse()
+    add = response.results.add
+    for result in results:
+        fill_response(add(), result)
+    return response
+
+
+#: Most answers have no labels and no model call: all but their content_id is one of a few
+#: messages, built once and copied (a copy costs a quarter of filling the fields).
+_PLAIN: dict[tuple[object, ...], pb.ModerateResponse] = {}
+_MAX_PLAIN = 1024
+
+
+def fill_response(response: pb.ModerateResponse, result: ModerationResult) -> None:
+    """Write the wire form of ``result`` into an empty ``response``."""
+    escalation = result.escalation
+    if not result.labels and not escalation.model:
+        key = (
+            result.decision,
+            escalation,
+            result.jurisdiction,
+            result.policy_version,
+            result.lexicon_version,
+        )
+        plain = _PLAIN.get(key)
+        if plain is None:
+            plain = pb.ModerateResponse()
+            _fill(plain, result._replace(content_id=""))
+            if len(_PLAIN) >= _MAX_PLAIN:
+                _PLAIN.clear()
+            _PLAIN[key] = plain
+        response.CopyFrom(plain)
+        response.content_id = result.content_id
+        return
+    _fill(response, result)
+
+
+def _fill(response: pb.ModerateResponse, result: ModerationResult) -> None:
+    """Every field, in place (``add`` and attribute writes on the submessages: passing
+    submessages to a constructor copies each one)."""
+    response.content_id = result.content_id
+    response.decision = _DECISION[result.decision]
     for label in result.labels:
         added = response.labels.add(
             category=_CATEGORY[label.category],
@@ -91,7 +135,6 @@ def to_response(result: ModerationResult) -> pb.ModerateResponse:
     policy.jurisdiction = result.jurisdiction
     policy.version = result.policy_version
     policy.lexicon_version = result.lexicon_version
-    return response
 
 
 def to_policy_info(policy: Policy) -> pb.PolicyInfo:

@@ -108,7 +108,7 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
         results = await self._moderator.moderate_many(
             contents, deadline=_deadline(context), concurrency=self._stream_window
         )
-        return pb.ModerateBatchResponse(results=[convert.to_response(r) for r in results])
+        return convert.to_batch_response(results)
 
     async def ModerateStream(  # type: ignore[override]  # grpc.aio's reader-writer form
         self, request_iterator: AsyncIterator[pb.ModerateRequest], context: Context
