@@ -40,7 +40,7 @@ def is_confident(finding: Finding, policy: Policy) -> bool:
         return False
     if finding.confidence < rules.min_confidence:
         return False
-    return finding.severity.name not in rules.escalate_severities
+    return finding.severity not in policy.escalated_severities
 
 
 def triage(findings: Sequence[Finding], policy: Policy, mode: EscalationMode) -> Triage:

@@ -389,10 +389,15 @@ class Lexicon:
         matches: list[tuple[int, int, list[tuple[Entry, Variant | None]]]],
         found: list[Hit],
     ) -> list[Hit]:
-        seen = {(h.start, h.end, h.entry.rule) for h in found}
+        seen: set[tuple[int, int, str]] | None = None  # built when first needed
         out = []
         for start, end, payload in matches:
             n_start, n_end = view.span(start, end)
+            span = norm[n_start:n_end]
+            if span in self._terms:
+                continue  # 菠菜 sounds like 博彩 but is an entry of its own, with its contexts
+            if seen is None:
+                seen = {(h.start, h.end, h.entry.rule) for h in found}
             latin = bool(view.latin) and any(k in view.latin for k in range(start, end))
             inside = False
             if latin:
@@ -402,9 +407,6 @@ class Lexicon:
                 )
             else:
                 variant = Variant.HOMOPHONE
-            span = norm[n_start:n_end]
-            if span in self._terms:
-                continue  # 菠菜 sounds like 博彩 but is an entry of its own, with its contexts
             for entry, _ in payload:
                 if (n_start, n_end, entry.rule) in seen:
                     continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -88,6 +88,12 @@ class Policy:
     model_endpoints: frozenset[str]
     ambiguity: Ambiguity
     actions: Mapping[tuple[Category, Severity], Decision]
+    escalated_severities: frozenset[Severity] = field(init=False)
+    """``ambiguity.escalate_severities`` as members (read for every finding)."""
+
+    def __post_init__(self) -> None:
+        escalated = frozenset(Severity[name] for name in self.ambiguity.escalate_severities)
+        object.__setattr__(self, "escalated_severities", escalated)
 
     @property
     def enabled_categories(self) -> tuple[Category, ...]:
