@@ -7,7 +7,8 @@ scenario (sending bytes serialized in advance, as it does to the echo server) an
 Markdown table: unary at several concurrency levels and the ratio to the echo ceiling;
 ModerateStream at 16 and 64 streams against Moderate unary with as many calls in flight and
 against a bare echo bidi stream of the same shape; ModerateBatch with 100 items per call; and
-unary calls that all go to the model. Loads are bounded in count and time; only loopback.
+unary calls that all go to the model; with each, the CPU time the server process spent per
+item. Loads are bounded in count and time; only loopback.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class Result:
     errors: int
     seconds: float
     latencies: list[float]
+    server_cpu_s: float | None
+    """CPU time the server process spent during the scenario (None: not readable here)."""
 
     @property
     def rate(self) -> float:
@@ -83,15 +86,37 @@ class Result:
         lat = sorted(self.latencies) or [0.0]
         p50 = lat[len(lat) // 2] * 1000
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+        cpu = (
+            f"{self.server_cpu_s / self.items * 1e6:.0f}"
+            if self.server_cpu_s is not None and self.items
+            else "-"
+        )
         return (
-            f"| {self.name} | {self.rate:,.0f} | {p50:.1f} / {p99:.1f} | {self.errors} | {note} |"
+            f"| {self.name} | {self.rate:,.0f} | {p50:.1f} / {p99:.1f} | {cpu} | {self.errors} "
+            f"| {note} |"
         )
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU time of process ``pid`` so far (Linux /proc), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def closed_loop(
-    name: str, in_flight: int, seconds: float, call: Callable[[int], Awaitable[int]]
+    name: str,
+    in_flight: int,
+    seconds: float,
+    call: Callable[[int], Awaitable[int]],
+    server_pid: int,
 ) -> Result:
-    """Keep ``in_flight`` calls going for ``seconds``; ``call`` returns the items it carried."""
+    """Keep ``in_flight`` calls going for ``seconds``; ``call`` returns the items it carried.
+    The server's CPU time is read before and after."""
+    cpu_before = cpu_seconds(server_pid)
     stop = time.monotonic() + seconds
     latencies: list[float] = []
     counts = {"calls": 0, "items": 0, "errors": 0}
@@ -111,13 +136,16 @@ async def closed_loop(
 
     began = time.monotonic()
     await asyncio.gather(*(worker(i) for i in range(in_flight)))
+    elapsed = time.monotonic() - began
+    cpu_after = cpu_seconds(server_pid)
     return Result(
         name,
         counts["calls"],
         counts["items"],
         counts["errors"],
-        time.monotonic() - began,
+        elapsed,
         latencies,
+        None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
     )
 
 
@@ -170,7 +198,8 @@ def run(seconds: float) -> list[str]:
          "MODERATION_LLM_API_KEY": "load", "MODERATION_LLM_MAX_IN_FLIGHT": "64"}
     )  # fmt: skip
     try:
-        return asyncio.run(scenarios(seconds, port, address, judged_address))
+        pids = Pids(echo=echo.pid, moderation=server.pid, judged=judged.pid)
+        return asyncio.run(scenarios(seconds, port, address, judged_address, pids))
     finally:
         for process in (echo, server, fake, judged):
             process.send_signal(signal.SIGTERM)
@@ -181,7 +210,18 @@ def run(seconds: float) -> list[str]:
                 process.kill()
 
 
-async def scenarios(seconds: float, echo_port: str, address: str, judged_address: str) -> list[str]:
+@dataclass
+class Pids:
+    """The server processes, whose CPU time each scenario reads."""
+
+    echo: int
+    moderation: int
+    judged: int
+
+
+async def scenarios(
+    seconds: float, echo_port: str, address: str, judged_address: str, pids: Pids
+) -> list[str]:
     """Every scenario against the running processes; the table rows."""
     texts = messages(2000, 0.2)
     rows: list[str] = []
@@ -261,11 +301,12 @@ async def scenarios(seconds: float, echo_port: str, address: str, judged_address
         unary_at: dict[int, Result] = {}
         for level in (16, 32, 64):
             ceiling = await closed_loop(
-                f"echo, unary, {level} in flight", level, seconds, echo_once
+                f"echo, unary, {level} in flight", level, seconds, echo_once, pids.echo
             )
             unary = await closed_loop(
-                f"Moderate, unary, {level} in flight", level, seconds, moderate_once
-            )
+                f"Moderate, unary, {level} in flight", level, seconds, moderate_once,
+                pids.moderation,
+            )  # fmt: skip
             rows.append(ceiling.row("ceiling"))
             rows.append(unary.row(f"{unary.rate / ceiling.rate:.2f} of echo"))
             unary_at[level] = unary
@@ -273,11 +314,11 @@ async def scenarios(seconds: float, echo_port: str, address: str, judged_address
             shape = f"{streams} streams of {STREAM_ITEMS}"
             ceiling = await closed_loop(
                 f"echo, bidi stream, {shape}", streams, seconds,
-                streamed(echo_stream_call, payloads, "echo stream"),
+                streamed(echo_stream_call, payloads, "echo stream"), pids.echo,
             )  # fmt: skip
             stream = await closed_loop(
                 f"ModerateStream, {shape}", streams, seconds,
-                streamed(stream_call, requests_raw, "stream"),
+                streamed(stream_call, requests_raw, "stream"), pids.moderation,
             )  # fmt: skip
             unary = unary_at[streams]  # as many calls in flight
             rows.append(
@@ -292,12 +333,14 @@ async def scenarios(seconds: float, echo_port: str, address: str, judged_address
                 )
             )
         batch = await closed_loop(
-            "ModerateBatch, 100 items a call, 8 in flight", 8, seconds, batch_once
-        )
+            "ModerateBatch, 100 items a call, 8 in flight", 8, seconds, batch_once,
+            pids.moderation,
+        )  # fmt: skip
         rows.append(batch.row("items/s"))
         model = await closed_loop(
-            "Moderate, every call to a 100 ms model, 32 in flight", 32, seconds, escalate_once
-        )
+            "Moderate, every call to a 100 ms model, 32 in flight", 32, seconds, escalate_once,
+            pids.judged,
+        )  # fmt: skip
         rows.append(model.row("N/L = 320"))
     finally:
         for made in (echo_channel, channel, judged_channel):
@@ -316,8 +359,8 @@ def main() -> None:
         "the client and the servers share them"
     )
     print()
-    print("| scenario | items/s | p50 / p99 ms per call | errors | note |")
-    print("|---|---|---|---|---|")
+    print("| scenario | items/s | p50 / p99 ms per call | server CPU µs per item | errors | note |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
         print(row)
 
