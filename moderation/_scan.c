@@ -822,8 +822,13 @@ scan_phonetic_view(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     const Py_ssize_t max_token = PyLong_AsSsize_t(args[3]);
-    const long first_code = PyLong_AsLong(args[5]), last_code = PyLong_AsLong(args[6]);
-    if (PyErr_Occurred())
+    if (max_token == -1 && PyErr_Occurred())
+        return NULL;
+    const long first_code = PyLong_AsLong(args[5]);
+    if (first_code == -1 && PyErr_Occurred())
+        return NULL;
+    const long last_code = PyLong_AsLong(args[6]);
+    if (last_code == -1 && PyErr_Occurred())
         return NULL;
     if (max_token < 1 || max_token > MAX_TOKEN_LIMIT) {
         PyErr_SetString(PyExc_ValueError, "phonetic_view: max_token out of range");
