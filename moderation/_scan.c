@@ -99,13 +99,35 @@ is_separator(Py_UCS4 c)
     return 1;
 }
 
+/* What through_table gives for a character the table cannot map: past every code point. */
+#define UNMAPPED 0x110000u
+
+/* ``c`` through a code-point table: its one replacement, or UNMAPPED when ``c`` lies past the
+ * table or maps to IRREGULAR (or to no code point), for the caller's slow path. */
+static inline Py_UCS4
+through_table(const uint32_t *table, Py_UCS4 size, Py_UCS4 c)
+{
+    if (c >= size)
+        return UNMAPPED;
+    const Py_UCS4 out = table[c];
+    return out == IRREGULAR || out > 0x10FFFF ? UNMAPPED : out;
+}
+
+/* False (with TypeError set) unless a FASTCALL function got ``want`` arguments. */
+static int
+nargs_are(Py_ssize_t nargs, Py_ssize_t want, const char *usage)
+{
+    if (nargs == want)
+        return 1;
+    PyErr_Format(PyExc_TypeError, "%s takes %zd arguments", usage, want);
+    return 0;
+}
+
 static PyObject *
 scan_translate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "translate(text, table) takes 2 arguments");
+    if (!nargs_are(nargs, 2, "translate(text, table)"))
         return NULL;
-    }
     PyObject *text = args[0];
     if (!PyUnicode_Check(text)) {
         PyErr_SetString(PyExc_TypeError, "translate: text must be str");
@@ -128,13 +150,8 @@ scan_translate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     /* First pass: every character maps to one, and the widest result. */
     Py_UCS4 widest = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c >= size) {
-            PyBuffer_Release(&view);
-            Py_RETURN_NONE;
-        }
-        Py_UCS4 out = table[c];
-        if (out == IRREGULAR || out > 0x10FFFF) {
+        const Py_UCS4 out = through_table(table, size, PyUnicode_READ(kind, data, i));
+        if (out == UNMAPPED) {
             PyBuffer_Release(&view);
             Py_RETURN_NONE;
         }
@@ -395,12 +412,13 @@ step_leetspeak(const Buf *in, Buf *out)
     return changed;
 }
 
+/* True when ``c`` is one of the characters of the str ``chars`` (units, gap characters). */
 static inline int
-in_units(Py_UCS4 c, PyObject *units)
+in_str(Py_UCS4 c, PyObject *chars)
 {
-    const int kind = PyUnicode_KIND(units);
-    const void *data = PyUnicode_DATA(units);
-    const Py_ssize_t n = PyUnicode_GET_LENGTH(units);
+    const int kind = PyUnicode_KIND(chars);
+    const void *data = PyUnicode_DATA(chars);
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(chars);
     for (Py_ssize_t k = 0; k < n; k++) {
         if (PyUnicode_READ(kind, data, k) == c)
             return 1;
@@ -431,11 +449,11 @@ step_digits(const Buf *in, Buf *out, PyObject *words, PyObject *units)
         /* right not in _NOT_AFTER_DIGITS (letters, digits, units, % and .); "" is not in it */
         const int right_free =
             !has_right ||
-            !(is_lower_or_digit(right) || right == '%' || right == '.' || in_units(right, units));
+            !(is_lower_or_digit(right) || right == '%' || right == '.' || in_str(right, units));
         const int after_han = has_left && is_han(left) && right_free;
         /* left not in _NOT_BEFORE_DIGITS (letters, digits and .) */
         const int left_free = !has_left || !(is_lower_or_digit(left) || left == '.');
-        const int before_han = left_free && has_right && is_han(right) && !in_units(right, units);
+        const int before_han = left_free && has_right && is_han(right) && !in_str(right, units);
         if (after_han || before_han) {
             PyObject *run = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, t + i, j - i);
             if (run == NULL)
@@ -523,11 +541,8 @@ check_args(PyObject *text, PyObject *words, PyObject *units)
 static PyObject *
 scan_context_steps(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError,
-                        "context_steps(folded, digit_words, units) takes 3 arguments");
+    if (!nargs_are(nargs, 3, "context_steps(folded, digit_words, units)"))
         return NULL;
-    }
     PyObject *text = args[0], *words = args[1], *units = args[2];
     if (check_args(text, words, units) < 0)
         return NULL;
@@ -625,11 +640,9 @@ done:
 static PyObject *
 scan_apply_context_steps(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "apply_context_steps(text, starts, ends, digit_words, "
-                                         "units, variants) takes 6 arguments");
+    if (!nargs_are(nargs, 6, "apply_context_steps(text, starts, ends, digit_words, units, "
+                             "variants)"))
         return NULL;
-    }
     PyObject *text = args[0], *starts = args[1], *ends = args[2];
     PyObject *words = args[3], *units = args[4], *variants = args[5];
     if (check_args(text, words, units) < 0)
@@ -730,18 +743,12 @@ segment(const Py_UCS4 *t, Py_ssize_t n, const int32_t *trie, Py_ssize_t rows, Sy
     return count;
 }
 
-static inline int
-in_gap(Py_UCS4 c, PyObject *gap)
-{
-    return in_units(c, gap);
-}
-
 /* True when ``t[i:j]`` holds nothing but gap characters (or nothing). */
 static int
 only_gap(const Py_UCS4 *t, Py_ssize_t i, Py_ssize_t j, PyObject *gap)
 {
     for (; i < j; i++) {
-        if (!in_gap(t[i], gap))
+        if (!in_str(t[i], gap))
             return 0;
     }
     return 1;
@@ -811,11 +818,9 @@ done:
 static PyObject *
 scan_phonetic_view(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "phonetic_view(text, table, trie, max_token, gap, "
-                                         "first_code, last_code) takes 7 arguments");
+    if (!nargs_are(nargs, 7, "phonetic_view(text, table, trie, max_token, gap, first_code, "
+                             "last_code)"))
         return NULL;
-    }
     PyObject *text = args[0], *gap = args[4];
     if (!PyUnicode_Check(text) || !PyUnicode_Check(gap)) {
         PyErr_SetString(PyExc_TypeError, "phonetic_view: the text and gap must be str");
@@ -866,13 +871,13 @@ scan_phonetic_view(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_UCS4 widest = 0;
     int letters = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c >= size || table[c] == IRREGULAR || table[c] > 0x10FFFF) {
+        const Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        chars[i] = c;
+        codes[i] = through_table(table, size, c);
+        if (codes[i] == UNMAPPED) {
             result = Py_NewRef(Py_None);
             goto done;
         }
-        chars[i] = c;
-        codes[i] = table[c];
         if (codes[i] > widest)
             widest = codes[i];
         letters |= is_lower(c);
@@ -907,16 +912,15 @@ scan_phonetic_view(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t kept = 0;
         for (Py_ssize_t i = 0; i < count; i++) {
             const Token t = tokens[i];
+#define IS_CODE(c) ((c) >= (Py_UCS4)first_code && (c) <= (Py_UCS4)last_code)
             const int joins =
-                t.count > 1 ||
-                (t.start > 0 && codes[t.start - 1] >= (Py_UCS4)first_code &&
-                 codes[t.start - 1] <= (Py_UCS4)last_code) ||
-                (t.end < n && codes[t.end] >= (Py_UCS4)first_code &&
-                 codes[t.end] <= (Py_UCS4)last_code) ||
+                t.count > 1 || (t.start > 0 && IS_CODE(codes[t.start - 1])) ||
+                (t.end < n && IS_CODE(codes[t.end])) ||
                 (i > 0 && only_gap(chars, tokens[i - 1].end, t.start, gap)) ||
                 (i + 1 < count && only_gap(chars, t.end, tokens[i + 1].start, gap));
             if (joins)
                 tokens[kept++] = t; /* kept <= i: the earlier tokens were read already */
+#undef IS_CODE
         }
         count = kept;
     }

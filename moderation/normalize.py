@@ -207,8 +207,8 @@ _NOT_BEFORE_DIGITS = _LATIN_OR_DIGIT | {"."}
 
 #: The characters ``_scan.char_classes`` looks for, by the bit it sets for each.
 _CLASSES = (
-    (_scan.LATIN, frozenset("abcdefghijklmnopqrstuvwxyz")),
-    (_scan.DIGIT, frozenset("0123456789")),
+    (_scan.LATIN, _LATIN),
+    (_scan.DIGIT, _DIGITS),
     (_scan.AT, frozenset("@")),
     (_scan.DOT, frozenset(".")),
     (_scan.COLON, frozenset(":")),

@@ -51,10 +51,6 @@ def _toneless(reading: str) -> str:
     )
 
 
-def _is_latin(ch: str) -> bool:
-    return "a" <= ch <= "z"
-
-
 class PhoneticView(NamedTuple):
     """Syllable codes and, per code, the span of the normalized text it came from."""
 
@@ -94,10 +90,13 @@ class Phonetics:
         self._codes = array("I", (c if isinstance(c, int) else ord(c) for c in self._list))
         self._above_list = re.compile(f"[{chr(LIST_SIZE)}-\U0010ffff]")
         self._segments: dict[str, tuple[str, ...] | None] = {}
-        self._pinyin_words: set[str] = set()  # the cached words that are pinyin
         self._latin_syllables = {s for s in syllables if s not in NOT_IN_LATIN and s.isascii()}
         self._longest = max(len(s) for s in self._latin_syllables)
-        self._trie = self._syllable_trie()
+        #: What ``_scan.phonetic_view`` takes besides the text.
+        self._view_tables = (
+            self._codes, self._syllable_trie(), MAX_TOKEN, GAP,
+            ord(self._first_code), ord(self._last_code),
+        )  # fmt: skip
         self._latin = re.compile(r"[a-z]+")
         self._han_reading = readings
 
@@ -156,31 +155,8 @@ class Phonetics:
             parts = self._segment(token)
         if len(self._segments) >= MAX_CACHED_TOKENS:
             self._segments.clear()
-            self._pinyin_words.clear()
         self._segments[token] = parts
-        if parts:
-            self._pinyin_words.add(token)
         return parts
-
-    def _alone(self, text: str, codes: str, word: str) -> bool:
-        """True when no whole-word occurrence of ``word`` has a syllable code beside it.
-
-        For a text whose only pinyin is this one-syllable word, once: then nothing else can
-        join it into a key (``_joinable`` decides every other case).
-        """
-        start = text.find(word)
-        while start >= 0:
-            end = start + len(word)
-            whole = (start == 0 or not _is_latin(text[start - 1])) and (
-                end == len(text) or not _is_latin(text[end])
-            )
-            if whole and (
-                (start > 0 and self.is_code(codes[start - 1]))
-                or (end < len(codes) and self.is_code(codes[end]))
-            ):
-                return False
-            start = text.find(word, start + 1)
-        return True
 
     def _segment(self, token: str) -> tuple[str, ...] | None:
         if len(token) > MAX_TOKEN:
@@ -200,10 +176,7 @@ class Phonetics:
     def view(self, text: str) -> PhoneticView:
         """The phonetic view of a normalized text, in one pass in C (``reference_view`` is the
         same in Python, and the way for a text with a character above the list table)."""
-        made = _scan.phonetic_view(
-            text, self._codes, self._trie, MAX_TOKEN, GAP, ord(self._first_code),
-            ord(self._last_code),
-        )  # fmt: skip
+        made = _scan.phonetic_view(text, *self._view_tables)
         if made is None:
             return self.reference_view(text)
         if isinstance(made, str):
@@ -212,38 +185,19 @@ class Phonetics:
         return PhoneticView(codes, starts, ends, frozenset(latin))
 
     def reference_view(self, text: str, *, every_word: bool = False) -> PhoneticView:
-        """The phonetic view of a normalized text.
+        """The phonetic view of a normalized text, in Python (the reference for ``view``).
 
         Han characters become syllable codes in place. Latin letters are not codes, so they
         already stand between syllables; only Latin words that spell pinyin are rewritten, and
         the spaces between two such words dropped (``sha bi``), which needs the span map. A
         word that cannot take part in a key is left as letters, unless ``every_word`` (the
-        reference the tests hold the shortcut to: both find the same keys).
+        tests hold the two to finding the same keys).
         """
         codes = self.syllables(text)
-        if not _scan.char_classes(text) & _scan.LATIN:
-            return PhoneticView(codes, None, None, _NONE)
-        words = self._latin.findall(text)
-        distinct = set(words)
-        segment = self.segment
-        if distinct.difference(self._segments):  # a word seen for the first time
-            pinyin = {word for word in distinct if segment(word)}
-        else:
-            pinyin = self._pinyin_words.intersection(distinct)
-        if not pinyin:
-            return PhoneticView(codes, None, None, _NONE)
-        if not every_word and len(pinyin) == 1:
-            (word,) = pinyin
-            if (
-                words.count(word) == 1
-                and len(segment(word) or ()) == 1
-                and self._alone(text, codes, word)
-            ):
-                return PhoneticView(codes, None, None, _NONE)
         tokens = [
             (m.start(), m.end(), parts)
             for m in self._latin.finditer(text)
-            if (parts := segment(m.group())) is not None
+            if (parts := self.segment(m.group())) is not None
         ]
         if not every_word:
             tokens = self._joinable(text, codes, tokens)

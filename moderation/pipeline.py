@@ -54,6 +54,12 @@ def _not_needed(reason: str) -> Escalation:
     return Escalation(EscalationStatus.NOT_NEEDED, reason)
 
 
+def _check_hint(name: str, value: str) -> None:
+    """``InvalidRequest`` when a context hint is longer than ``MAX_HINT_CHARS``."""
+    if len(value) > MAX_HINT_CHARS:
+        raise InvalidRequest(name, f"is {len(value)} characters; the limit is {MAX_HINT_CHARS}")
+
+
 class Escalator(Protocol):
     """Asks a model to judge an ambiguous item under a policy."""
 
@@ -136,15 +142,8 @@ class Moderator:
             raise TextTooLong(
                 "text", f"is {len(text)} characters; the limit is {self.max_text_chars}"
             )
-        if len(content.surface) > MAX_HINT_CHARS or len(content.language) > MAX_HINT_CHARS:
-            for name, value in (
-                ("context.surface", content.surface),
-                ("context.language", content.language),
-            ):
-                if len(value) > MAX_HINT_CHARS:
-                    raise InvalidRequest(
-                        name, f"is {len(value)} characters; the limit is {MAX_HINT_CHARS}"
-                    )
+        _check_hint("context.surface", content.surface)
+        _check_hint("context.language", content.language)
         policy = self.policies.get(content.jurisdiction)
         if policy is None:
             known = ", ".join(p.jurisdiction for p in self.policies)

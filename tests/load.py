@@ -276,18 +276,24 @@ async def scenarios(
         check("batch", reply, lambda r: len(pb.ModerateBatchResponse.FromString(r).results), 100)
         return 100
 
-    def streamed(call: Any, payloads: list[bytes], kind: str) -> Callable[[int], Awaitable[int]]:
+    def streamed(
+        kind: str, call: Any, payloads: list[bytes], parse: Callable[[bytes], int]
+    ) -> Callable[[int], Awaitable[int]]:
         async def once(i: int) -> int:
             async def requests() -> AsyncIterator[bytes]:
                 for k in range(STREAM_ITEMS):
                     yield payloads[(i + k) % len(payloads)]
 
             replies = [r async for r in call(requests())]
-            if kind == "stream":
-                check(kind, replies[0], answers, 1)
+            check(kind, replies[0], parse, 1)
             return len(replies)
 
         return once
+
+    sent = set(payloads)
+
+    def echoed(raw: bytes) -> int:
+        return 1 if raw in sent else 0
 
     async def escalate_once(i: int) -> int:
         reply = await judged_stub.Moderate(
@@ -314,11 +320,11 @@ async def scenarios(
             shape = f"{streams} streams of {STREAM_ITEMS}"
             ceiling = await closed_loop(
                 f"echo, bidi stream, {shape}", streams, seconds,
-                streamed(echo_stream_call, payloads, "echo stream"), pids.echo,
+                streamed("echo stream", echo_stream_call, payloads, echoed), pids.echo,
             )  # fmt: skip
             stream = await closed_loop(
                 f"ModerateStream, {shape}", streams, seconds,
-                streamed(stream_call, requests_raw, "stream"), pids.moderation,
+                streamed("stream", stream_call, requests_raw, answers), pids.moderation,
             )  # fmt: skip
             unary = unary_at[streams]  # as many calls in flight
             rows.append(

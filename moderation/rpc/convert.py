@@ -58,7 +58,7 @@ def to_content(request: pb.ModerateRequest) -> Content:
 def to_response(result: ModerationResult) -> pb.ModerateResponse:
     """The wire answer for a result."""
     response = pb.ModerateResponse()
-    fill_response(response, result)
+    _fill_response(response, result)
     return response
 
 
@@ -68,7 +68,7 @@ def to_batch_response(results: Iterable[ModerationResult]) -> pb.ModerateBatchRe
     response = pb.ModerateBatchResponse()
     add = response.results.add
     for result in results:
-        fill_response(add(), result)
+        _fill_response(add(), result)
     return response
 
 
@@ -78,7 +78,7 @@ _PLAIN: dict[tuple[object, ...], pb.ModerateResponse] = {}
 _MAX_PLAIN = 1024
 
 
-def fill_response(response: pb.ModerateResponse, result: ModerationResult) -> None:
+def _fill_response(response: pb.ModerateResponse, result: ModerationResult) -> None:
     """Write the wire form of ``result`` into an empty ``response``."""
     escalation = result.escalation
     if not result.labels and not escalation.model:

@@ -183,18 +183,17 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
             unscreened -= 1
             if closed:
                 return  # the call ended (cancelled): nobody reads, nothing to escalate
-            try:
-                if isinstance(outcome, Exception):
-                    raise outcome
-                screening, result = outcome
-                if result is None:
-                    task = loop.create_task(escalate(request, screening))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                else:
-                    answers.put_nowait(convert.to_response(result))
-            except Exception as error:
-                answers.put_nowait(_failed(request, error))
+            if isinstance(outcome, Exception):
+                answers.put_nowait(_failed(request, outcome))
+            elif outcome[1] is None:  # for the model
+                task = loop.create_task(escalate(request, outcome[0]))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            else:
+                try:
+                    answers.put_nowait(convert.to_response(outcome[1]))
+                except Exception as error:
+                    answers.put_nowait(_failed(request, error))
             if unscreened == 0 and all_back is not None and not all_back.done():
                 all_back.set_result(None)
 
