@@ -11,6 +11,7 @@ is sure; a two-syllable homophone is a guess, since everyday words share those s
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -142,54 +143,110 @@ class LexiconDetector:
                 True,  # ambiguous: a group word is for the model
             )
 
+        hostile.sort(key=lambda h: h[0])
+        starts = [s for s, _, _ in hostile]
+        reach = GROUP_WINDOW + max((e - s for s, e, _ in hostile), default=0)
         out: list[Finding] = []
+        told: set[tuple[int, object]] = set()  # (id of hostile hit, category) already given
         for group in groups:
             start, end = text.span(group.start, group.end)
+            # Only hostile spans starting within reach can be near: found by bisection.
+            lo = bisect.bisect_left(starts, start - reach)
+            hi = bisect.bisect_right(starts, end + GROUP_WINDOW)
             near = [
                 hit
-                for s, e, hit in hostile
+                for s, e, hit in hostile[lo:hi]
                 if max(s - end, start - e) <= GROUP_WINDOW  # the gap between the two spans
             ]
             if not near:
                 continue
             out.append(finding(group, group))
-            out.extend(finding(hit, group) for hit in near if hit is not None)
+            category = group.entry.category
+            for hit in near:
+                if hit is not None and (id(hit), category) not in told:
+                    told.add((id(hit), category))
+                    out.append(finding(hit, group))
         return out
+
+
+def _rank(f: Finding) -> tuple[int, float, int, bool]:
+    """Longest first, then surest, then worst, then written as itself."""
+    e = f.evidence
+    return (e.start - e.end, -f.confidence, -f.severity, e.variant is not Variant.EXACT)
 
 
 def _without_subsumed(findings: list[Finding]) -> list[Finding]:
     """Drop a hit that another hit of its category covers and outranks (草 inside 草泥马).
 
     Hits on one span for one category (煞笔 matching 傻逼, 沙比 and 煞笔) keep the surest.
+    Findings are taken in rank order (``_rank``); one is kept unless a kept one of its category
+    covers it and is at least as severe, or stands on the same span. Past a few findings the
+    covering one is found through a prefix-maximum tree per category and severity, so a text
+    with thousands of hits costs n log n, not n squared.
     """
     if len(findings) < 2:
         return findings
-    ranked = sorted(
-        findings,
-        key=lambda f: (
-            f.evidence.start - f.evidence.end,
-            -f.confidence,
-            -f.severity,
-            f.evidence.variant is not Variant.EXACT,
-        ),
-    )
-    kept: list[Finding] = []
+    ranked = sorted(findings, key=_rank)
+    if len(ranked) <= _FEW:
+        kept: list[Finding] = []
+        for finding in ranked:
+            e = finding.evidence
+            for k in kept:
+                if (
+                    k.category is finding.category
+                    and k.evidence.start <= e.start
+                    and e.end <= k.evidence.end
+                    and (
+                        k.severity >= finding.severity
+                        or (k.evidence.start == e.start and k.evidence.end == e.end)
+                    )
+                ):
+                    break
+            else:
+                kept.append(finding)
+        return kept
+    starts = sorted({f.evidence.start for f in ranked})
+    position = {start: i + 1 for i, start in enumerate(starts)}  # 1-based tree positions
+    trees: dict[tuple[object, int], list[int]] = {}
+    spans: set[tuple[object, int, int]] = set()
+    out: list[Finding] = []
     for finding in ranked:
-        e = finding.evidence
-        for k in kept:
-            if (
-                k.category is finding.category
-                and k.evidence.start <= e.start
-                and e.end <= k.evidence.end
-                and (
-                    k.severity >= finding.severity
-                    or (k.evidence.start == e.start and k.evidence.end == e.end)
-                )
-            ):
-                break
-        else:
-            kept.append(finding)
-    return kept
+        e, category = finding.evidence, finding.category
+        if (category, e.start, e.end) in spans:
+            continue
+        tree = trees.get((category, finding.severity))
+        if tree is not None and _prefix_max(tree, position[e.start]) >= e.end:
+            continue
+        out.append(finding)
+        spans.add((category, e.start, e.end))
+        for severity in range(1, finding.severity + 1):  # it covers for these and milder
+            tree = trees.get((category, severity))
+            if tree is None:
+                tree = trees[category, severity] = [-1] * (len(starts) + 1)
+            _raise_to(tree, position[e.start], e.end)
+    return out
+
+
+#: Up to this many findings the plain pairwise check is the faster.
+_FEW = 24
+
+
+def _prefix_max(tree: list[int], i: int) -> int:
+    """The greatest value stored at positions 1..i of a Fenwick tree of maxima."""
+    best = -1
+    while i > 0:
+        if tree[i] > best:
+            best = tree[i]
+        i -= i & -i
+    return best
+
+
+def _raise_to(tree: list[int], i: int, value: int) -> None:
+    """Store ``value`` at position ``i`` of a Fenwick tree of maxima."""
+    while i < len(tree):
+        if tree[i] < value:
+            tree[i] = value
+        i += i & -i
 
 
 def _id_checksum(number: str) -> bool:
@@ -210,13 +267,24 @@ def _luhn(number: str) -> bool:
     return total % 10 == 0
 
 
+#: Chinese numerals as digits: what a number spelled in characters is written with.
+CHINESE_DIGITS = "零〇一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖"
+_CN_DIGIT_VALUES = str.maketrans(CHINESE_DIGITS, "0012345678912123456789")
+
+
 def _digits(text: str) -> str:
-    return re.sub(r"[^0-9x]", "", text.lower())
+    return re.sub(r"[^0-9x]", "", text.lower().translate(_CN_DIGIT_VALUES))
 
 
 @dataclass(frozen=True, slots=True)
 class Pattern:
-    """A named regular expression with an optional validator: mostly data."""
+    """A named regular expression with an optional validator: mostly data.
+
+    A pattern with a ``placeholder`` finds personal data: before content goes to a model,
+    every match of its ``regex`` is replaced by the placeholder, whether or not ``validate``
+    accepts it (a phone number with a typo, an ID number with a wrong check digit are still
+    someone's). A pattern with ``report`` False only masks; it never makes a finding.
+    """
 
     name: str
     category: Category
@@ -229,16 +297,32 @@ class Pattern:
     """Match the fully normalized text (separators dropped) instead of the folded text."""
     hint: re.Pattern[str] | None = None
     """A cheap test that must match before ``regex`` is tried."""
+    placeholder: str | None = None
+    """What replaces a match in content sent to a model (None: the match is kept)."""
+    report: bool = True
+    """False for a pattern that only masks."""
 
 
-_SEP = r"[\s\-]?"
+#: One optional separator between two digits of a number.
+_SEP = r"[\s\-.·/]?"
 #: Seven digits, separators allowed between them: the least any number pattern needs.
-_DIGITS_HINT = re.compile(r"[0-9](?:[\s\-]?[0-9]){6}")
+_DIGITS_HINT = re.compile(r"[0-9](?:[\s\-.·/]?[0-9]){6}")
+#: A digit written as itself or as a Chinese numeral.
+_ANY_DIGIT = f"[0-9{CHINESE_DIGITS}]"
+#: A mobile number's first two digits with at least one written as a Chinese numeral, then
+#: five more digits: the least a phone number spelled in characters needs.
+_CN_PHONE_HINT = re.compile(
+    rf"(?:[一幺壹][0-9三四五六七八九叁肆伍陆柒捌玖]|1[三四五六七八九叁肆伍陆柒捌玖])"
+    rf"(?:{_SEP}{_ANY_DIGIT}){{5}}"
+)
 #: Contact handles that divert traffic off the platform.
 _HANDLES = (
     r"(?:v|vx|wx|vx号|wx号|微信|威信|薇信|维信|徽信|卫星|v信|微x|wei信|weixin|扣扣|qq|q群|qq群|"
     r"企鹅|企鹅号|tg|telegram|电报|飞机|whatsapp|line)"
 )
+#: "at" and "dot" spelled out, as in name (at) example (dot) com.
+_AT = r"(?:\s*(?:@|＠|\(at\)|\[at\]|\{at\}|<at>|艾特)\s*|\s+at\s+)"
+_DOT = r"(?:\s*(?:\.|\(dot\)|\[dot\]|\{dot\}|<dot>|点)\s*|\s+dot\s+)"
 
 PATTERNS: tuple[Pattern, ...] = (
     Pattern(
@@ -248,11 +332,12 @@ PATTERNS: tuple[Pattern, ...] = (
         Severity.HIGH,
         0.95,
         re.compile(
-            r"(?<![0-9])[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])"
-            r"(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9x](?![0-9a-z])"
+            r"(?<![0-9])[1-9][0-9]{5}[\s\-]?(?:18|19|20)[0-9]{2}[\s\-]?(?:0[1-9]|1[0-2])[\s\-]?"
+            r"(?:0[1-9]|[12][0-9]|3[01])[\s\-]?[0-9]{3}[\s\-]?[0-9x](?![0-9a-z])"
         ),
         lambda s: _id_checksum(_digits(s)),
         hint=_DIGITS_HINT,
+        placeholder="[ID_NUMBER]",
     ),
     Pattern(
         "cn_mobile",
@@ -260,10 +345,23 @@ PATTERNS: tuple[Pattern, ...] = (
         "phone",
         Severity.MEDIUM,
         0.9,
-        re.compile(
-            rf"(?<![0-9])(?:\+?86{_SEP})?1[3-9][0-9]{_SEP}[0-9]{{4}}{_SEP}[0-9]{{4}}(?![0-9])"
-        ),
+        re.compile(rf"(?<![0-9])(?:\+?86{_SEP})?1[3-9][0-9](?:{_SEP}[0-9]){{8}}(?![0-9])"),
         hint=_DIGITS_HINT,
+        placeholder="[PHONE]",
+    ),
+    Pattern(
+        "cn_mobile_numerals",
+        Category.PII,
+        "phone",
+        Severity.MEDIUM,
+        0.85,
+        re.compile(
+            rf"(?<!{_ANY_DIGIT})(?:1|一|幺|壹)[3-9三四五六七八九叁肆伍陆柒捌玖]"
+            rf"(?:{_SEP}{_ANY_DIGIT}){{9}}(?!{_ANY_DIGIT})"
+        ),
+        lambda s: not s.isascii(),  # all ASCII: cn_mobile's
+        hint=_CN_PHONE_HINT,
+        placeholder="[PHONE]",
     ),
     Pattern(
         "bank_card",
@@ -276,6 +374,7 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
         lambda s: _luhn(_digits(s)),
         hint=_DIGITS_HINT,
+        placeholder="[BANK_CARD]",
     ),
     Pattern(
         "email",
@@ -285,6 +384,20 @@ PATTERNS: tuple[Pattern, ...] = (
         0.9,
         re.compile(r"(?<![a-z0-9._%+\-])[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}(?![a-z0-9])"),
         hint=re.compile("@"),
+        placeholder="[EMAIL]",
+    ),
+    Pattern(
+        "email_spelled",
+        Category.PII,
+        "email",
+        Severity.LOW,
+        0.6,
+        re.compile(
+            rf"(?<![a-z0-9._%+\-])[a-z0-9._%+\-]+{_AT}[a-z0-9\-]+(?:{_DOT}[a-z0-9\-]+)*"
+            rf"{_DOT}[a-z]{{2,}}(?![a-z0-9])"
+        ),
+        placeholder="[EMAIL]",
+        report=False,
     ),
     Pattern(
         "contact_handle",
@@ -298,6 +411,7 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
         lambda s: bool(re.search(r"[0-9].*[0-9].*[0-9]", s) or re.search(r"[a-z]{2,}[0-9]", s)),
         normalized=True,
+        placeholder="[CONTACT]",
     ),
     Pattern(
         "url",
@@ -314,16 +428,21 @@ PATTERNS: tuple[Pattern, ...] = (
     ),
 )
 
+#: The placeholder of each personal-data pattern, by name (the evidence's ``term``).
+PLACEHOLDERS: Mapping[str, str] = {p.name: p.placeholder for p in PATTERNS if p.placeholder}
+#: Findings of one pattern kept per text, as for a lexicon entry.
+MAX_HITS_PER_PATTERN = 8
 
 _DOT_WORD = re.compile(r"\.[a-z]{2}")
 _HANDLE_WORD = re.compile(_HANDLES)
 
 
 def patterns_might_match(text: str) -> bool:
-    """False only when no pattern can match ``text`` (errs towards True).
+    """False only when no reported pattern can match ``text`` (errs towards True).
 
-    Every pattern needs one of: ``@``, a URL's ``://``, ``www.`` or ``.tld``, or an ASCII
-    digit (numbers, and the digits a contact handle's validator asks for).
+    Every pattern needs one of: ``@``, a URL's ``://``, ``www.`` or ``.tld``, an ASCII digit
+    (numbers, and the digits a contact handle's validator asks for), or a number spelled
+    with Chinese numerals.
     """
     classes = _scan.char_classes(text)
     if classes & _scan.AT:
@@ -333,8 +452,45 @@ def patterns_might_match(text: str) -> bool:
     ):
         return True
     if not classes & _scan.DIGIT:
-        return False
-    return bool(_DIGITS_HINT.search(text) or _HANDLE_WORD.search(text))
+        return bool(_CN_PHONE_HINT.search(text))
+    return bool(
+        _DIGITS_HINT.search(text) or _HANDLE_WORD.search(text) or _CN_PHONE_HINT.search(text)
+    )
+
+
+class _Taken:
+    """Spans already claimed by earlier patterns; asks whether one of them holds a span.
+
+    Spans are added a pattern at a time (``settle``), then held sorted by start with the
+    running maximum of their ends, so each question is one bisection.
+    """
+
+    def __init__(self) -> None:
+        self._spans: list[tuple[int, int]] = []
+        self._starts: list[int] = []
+        self._reach: list[int] = []
+        self._pending: list[tuple[int, int]] = []
+
+    def holds(self, start: int, end: int) -> bool:
+        """True when a settled span holds ``[start, end)``."""
+        i = bisect.bisect_right(self._starts, start)
+        return i > 0 and self._reach[i - 1] >= end
+
+    def add(self, start: int, end: int) -> None:
+        """Claim a span (counts once ``settle`` is called)."""
+        self._pending.append((start, end))
+
+    def settle(self) -> None:
+        """Make the spans added since the last call count."""
+        if not self._pending:
+            return
+        self._spans = sorted(self._spans + self._pending)
+        self._pending = []
+        self._starts = [s for s, _ in self._spans]
+        reach, self._reach = -1, []
+        for _, e in self._spans:
+            reach = max(reach, e)
+            self._reach.append(reach)
 
 
 class PatternDetector:
@@ -342,25 +498,65 @@ class PatternDetector:
 
     name = "patterns"
 
-    def __init__(
-        self, _lexicon: Lexicon | None = None, patterns: Sequence[Pattern] = PATTERNS
-    ) -> None:
+    def __init__(self, patterns: Sequence[Pattern] = PATTERNS) -> None:
         self._patterns = tuple(patterns)
+        self._reported = tuple(p for p in self._patterns if p.report)
+        self._masking = tuple(p for p in self._patterns if p.placeholder)
 
     def detect(self, text: Normalized, jurisdiction: str) -> list[Finding]:
-        """A finding for every pattern match that passes its validator."""
+        """A finding for every pattern match that passes its validator (at most
+        ``MAX_HITS_PER_PATTERN`` a pattern); a match inside an earlier pattern's is dropped."""
         if not patterns_might_match(text.folded) and (
             text.text == text.folded or not patterns_might_match(text.text)
         ):
             return []
         findings = []
-        taken: list[tuple[int, int]] = []
-        for pattern in self._patterns:
+        for pattern, start, end, variant in self._matches(
+            text, self._reported, validate=True, limit=MAX_HITS_PER_PATTERN
+        ):
+            findings.append(
+                Finding(
+                    category=pattern.category,
+                    subcategory=pattern.subcategory,
+                    severity=pattern.severity,
+                    confidence=pattern.confidence,
+                    source=Source.PATTERN,
+                    evidence=Evidence(start, end, text.original[start:end], pattern.name, variant),
+                    rule=f"pattern.{pattern.name}",
+                )
+            )
+        return findings
+
+    def personal_data(self, text: Normalized) -> list[tuple[int, int, str]]:
+        """Every span of personal data in the original text, with its placeholder: sorted,
+        not overlapping, validators not asked (see ``Pattern``). For masking, not for labels."""
+        spans = sorted(
+            (start, -end, pattern.placeholder or "")
+            for pattern, start, end, _ in self._matches(
+                text, self._masking, validate=False, limit=None
+            )
+        )
+        out: list[tuple[int, int, str]] = []
+        for start, negative_end, placeholder in spans:
+            if out and start < out[-1][1]:
+                continue  # overlaps a longer or earlier span, which is masked already
+            out.append((start, -negative_end, placeholder))
+        return out
+
+    @staticmethod
+    def _matches(
+        text: Normalized, patterns: Sequence[Pattern], *, validate: bool, limit: int | None
+    ) -> list[tuple[Pattern, int, int, Variant]]:
+        """(pattern, original start, original end, variant) for each match, in pattern order."""
+        found: list[tuple[Pattern, int, int, Variant]] = []
+        taken = _Taken()
+        for pattern in patterns:
             view = text.text if pattern.normalized else text.folded
             if pattern.hint is not None and not pattern.hint.search(view):
                 continue
+            count = 0
             for match in pattern.regex.finditer(view):
-                if pattern.validate is not None and not pattern.validate(match.group()):
+                if validate and pattern.validate is not None and not pattern.validate(match[0]):
                     continue
                 if pattern.normalized:
                     start, end = text.span(*match.span())
@@ -368,27 +564,19 @@ class PatternDetector:
                 else:
                     start, end = text.folded_span(*match.span())
                     variant = text.original_variant(start, end)
-                if any(s <= start and end <= e for s, e in taken):
+                if taken.holds(start, end):
                     continue  # a phone number inside an ID number is the ID number
-                taken.append((start, end))
-                findings.append(
-                    Finding(
-                        category=pattern.category,
-                        subcategory=pattern.subcategory,
-                        severity=pattern.severity,
-                        confidence=pattern.confidence,
-                        source=Source.PATTERN,
-                        evidence=Evidence(
-                            start, end, text.original[start:end], pattern.name, variant
-                        ),
-                        rule=f"pattern.{pattern.name}",
-                    )
-                )
-        return findings
+                taken.add(start, end)
+                found.append((pattern, start, end, variant))
+                count += 1
+                if limit is not None and count >= limit:
+                    break
+            taken.settle()
+        return found
 
 
 #: Registry of detector factories by name; each takes the compiled lexicon.
 DETECTORS: Mapping[str, Callable[[Lexicon], Detector]] = {
     "lexicon": LexiconDetector,
-    "patterns": PatternDetector,
+    "patterns": lambda _lexicon: PatternDetector(),
 }

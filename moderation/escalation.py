@@ -17,7 +17,9 @@ reuse them; identical requests in flight share one call.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
+import itertools
 import re
 import secrets
 import sqlite3
@@ -32,7 +34,7 @@ import pydantic
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from moderation.detect import PatternDetector
+from moderation.detect import PLACEHOLDERS, PatternDetector
 from moderation.domain import Category, Judgement, Label, Severity, Source
 from moderation.errors import ModelResponseError
 from moderation.llm import ChatClient, Usage
@@ -120,16 +122,6 @@ def parse_verdict(content: str) -> Verdict:
         raise ModelResponseError(f"the answer is not a valid verdict: {problems}") from exc
 
 
-#: Placeholders for personal data, by the pattern that found it.
-PLACEHOLDERS: Mapping[str, str] = {
-    "cn_id_number": "[ID_NUMBER]",
-    "cn_mobile": "[PHONE]",
-    "bank_card": "[BANK_CARD]",
-    "email": "[EMAIL]",
-    "contact_handle": "[CONTACT]",
-}
-
-
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """What is sent: the content after masking and cutting, and whether it was cut."""
@@ -151,11 +143,7 @@ def prepare(screening: Screening, patterns: PatternDetector, max_tokens: int) ->
     Masking comes first, so a cut can never leave half a phone number behind.
     """
     text = screening.content.text
-    spans = sorted(
-        (f.evidence.start, f.evidence.end, PLACEHOLDERS[f.evidence.term])
-        for f in patterns.detect(screening.normalized, screening.policy.jurisdiction)
-        if f.evidence.term in PLACEHOLDERS
-    )
+    spans = patterns.personal_data(screening.normalized)
     pieces: list[str] = []
     kept: list[tuple[int, int, str]] = []  # (original start, original end, placeholder)
     cursor = 0
@@ -170,8 +158,11 @@ def prepare(screening: Screening, patterns: PatternDetector, max_tokens: int) ->
     if estimate_tokens(content) <= max_tokens:
         return Prepared(content, False, len(kept))
 
+    ends = [e for _, e, _ in kept]
+    shifts = list(itertools.accumulate((len(p) - (e - s) for s, e, p in kept), initial=0))
+
     def masked_position(position: int) -> int:
-        shift = sum(len(p) - (e - s) for s, e, p in kept if e <= position)
+        shift = shifts[bisect.bisect_right(ends, position)]  # of the spans ending before it
         return max(0, min(len(content), position + shift))
 
     centers = sorted({masked_position(f.evidence.start) for f in screening.findings}) or [0]

@@ -57,6 +57,10 @@ _VOWELS = "aeiou"
 MAX_SPLITS = 16
 #: Characters of context on each side when checking word boundaries.
 WORD_WINDOW = 6
+#: Hits of one entry kept per text: more would repeat the evidence, not add signal.
+MAX_HITS_PER_ENTRY = 8
+#: Distinct dictionary look-ups per text (word boundaries of ambiguous and homophone hits).
+MAX_WORD_CHECKS = 512
 
 
 def _words(text: str, start: int, end: int) -> list[tuple[int, str]]:
@@ -267,6 +271,22 @@ class _Automaton:
         payloads = self._payloads
         return [(s, e, payloads[i]) for s, e, i in found]
 
+    def find_raw(self, text: str) -> list[tuple[int, int, int]]:
+        """Matches as (start, end, pattern index); ``payloads[index]`` is what it carries."""
+        if self._automaton is None:
+            return []
+        return self._automaton.find_overlapping(text)
+
+    @property
+    def patterns(self) -> list[str]:
+        """The patterns, by index."""
+        return self._patterns
+
+    @property
+    def payloads(self) -> list[list[tuple[Entry, Variant | None]]]:
+        """What each pattern carries, by index."""
+        return self._payloads
+
 
 def _latin_word(text: str, index: int) -> bool:
     if index < 0 or index >= len(text):
@@ -312,9 +332,22 @@ class Lexicon:
         self._terms = frozenset(e.term for e in self.entries if not (e.group or e.negative))
         self._characters = _Automaton(characters)
         self._sounds = _Automaton({key: _distinct(payload) for key, payload in sounds.items()})
-        self._latin = {p: p.isascii() and p.replace("*", "").isalnum() for p in characters}
+        self._latin_pattern = [
+            p.isascii() and p.replace("*", "").isalnum() for p in self._characters.patterns
+        ]
         contexts = sorted({c for e in self.entries for c in e.allow})
         self._contexts = _Automaton({c: [] for c in contexts})
+        self._max_context = max(map(len, contexts), default=0)
+        # For each context (by automaton index): where each entry it allows stands inside it.
+        self._allows: list[tuple[tuple[int, int, int], ...]] = [
+            tuple(
+                (offset, offset + len(entry.term), id(entry))
+                for entry in self.entries
+                if context in entry.allow
+                for offset in _offsets(context, entry.term)
+            )
+            for context in self._contexts.patterns
+        ]
 
     @staticmethod
     def _masks(term: str) -> Iterable[str]:
@@ -358,40 +391,79 @@ class Lexicon:
         return len(self.entries)
 
     def scan(self, text: Normalized) -> list[Hit]:
-        """Every hit in a normalized text, minus those inside one of their allow contexts."""
+        """Every hit in a normalized text, minus those inside one of their allow contexts.
+
+        The work is bounded for any text: at most ``MAX_HITS_PER_ENTRY`` hits of one entry are
+        kept (more would add evidence, not signal), and at most ``MAX_WORD_CHECKS`` dictionary
+        look-ups are made (see ``_WordChecks``). Allow contexts are looked up by position.
+        """
         norm = text.text
         hits: list[Hit] = []
-        for start, end, payload in self._characters.find(norm):
-            pattern = norm[start:end]
-            if self._latin[pattern] and (_latin_word(norm, start - 1) or _latin_word(norm, end)):
+        allowed = self._allowed_in(norm) if self._max_context else None
+        kept: dict[int, int] = {}  # id(entry) -> hits kept
+        checks = _WordChecks(norm)
+        characters = self._characters
+        payloads, latin = characters.payloads, self._latin_pattern
+        full: set[int] = set()  # patterns whose every entry has its hits
+        for start, end, index in characters.find_raw(norm):
+            if index in full:
+                continue
+            if latin[index] and (_latin_word(norm, start - 1) or _latin_word(norm, end)):
                 continue
             cut: bool | None = None
-            for entry, variant in payload:
+            live = False
+            for entry, variant in payloads[index]:
+                key = id(entry)
+                if kept.get(key, 0) >= MAX_HITS_PER_ENTRY:
+                    continue
+                live = True
+                if allowed and entry.allow and (start, end, key) in allowed:
+                    continue
                 # An ambiguous term inside a longer ordinary word (大麻 in 大麻烦) is that word.
                 if entry.ambiguous and variant is None:
                     if cut is None:
-                        cut = cuts_through_word(norm, start, end)
+                        cut = checks.cuts_through(start, end)
                     if cut:
                         continue
+                kept[key] = kept.get(key, 0) + 1
                 hits.append(Hit(start, end, entry, variant))
+            if not live:
+                full.add(index)
         view = self._phonetics.view(norm)
-        matches = self._sounds.find(view.codes)
+        matches = self._sounds.find_raw(view.codes)
         if matches:
-            hits.extend(self._sound_hits(norm, view, matches, hits))
-        if hits and len(self._contexts):
-            hits = self._without_allowed(norm, hits)
+            hits.extend(self._sound_hits(norm, view, matches, hits, allowed, kept, checks))
         return hits
+
+    def _allowed_in(self, norm: str) -> set[tuple[int, int, int]] | None:
+        """Where entries stand inside their allow contexts in ``norm``: (start, end, id)."""
+        found = self._contexts.find_raw(norm)
+        if not found:
+            return None
+        allows = self._allows
+        return {(s + offset, s + stop, key) for s, _, i in found for offset, stop, key in allows[i]}
 
     def _sound_hits(
         self,
         norm: str,
         view: PhoneticView,
-        matches: list[tuple[int, int, list[tuple[Entry, Variant | None]]]],
+        matches: list[tuple[int, int, int]],
         found: list[Hit],
+        allowed: set[tuple[int, int, int]] | None,
+        kept: dict[int, int],
+        checks: _WordChecks,
     ) -> list[Hit]:
         seen: set[tuple[int, int, str]] | None = None  # built when first needed
         out = []
-        for start, end, payload in matches:
+        payloads = self._sounds.payloads
+        full: set[int] = set()  # keys whose every entry has its hits
+        for start, end, index in matches:
+            if index in full:
+                continue
+            payload = payloads[index]
+            if all(kept.get(id(entry), 0) >= MAX_HITS_PER_ENTRY for entry, _ in payload):
+                full.add(index)
+                continue
             n_start, n_end = view.span(start, end)
             span = norm[n_start:n_end]
             if span in self._terms:
@@ -408,27 +480,85 @@ class Lexicon:
             else:
                 variant = Variant.HOMOPHONE
             for entry, _ in payload:
+                if kept.get(id(entry), 0) >= MAX_HITS_PER_ENTRY:
+                    continue
                 if (n_start, n_end, entry.rule) in seen:
                     continue
-                if variant is Variant.HOMOPHONE and is_ordinary(
-                    norm, n_start, n_end, entry.term, self._terms
+                if allowed and entry.allow and (n_start, n_end, id(entry)) in allowed:
+                    continue
+                if variant is Variant.HOMOPHONE and checks.is_ordinary(
+                    n_start, n_end, entry.term, self._terms
                 ):
                     continue
+                kept[id(entry)] = kept.get(id(entry), 0) + 1
                 out.append(Hit(n_start, n_end, entry, variant, inside))
         return out
 
-    def _without_allowed(self, norm: str, hits: list[Hit]) -> list[Hit]:
-        allowed = [(s, e, norm[s:e]) for s, e, _ in self._contexts.find(norm)]
-        if not allowed:
-            return hits
-        return [
-            hit
-            for hit in hits
-            if not any(
-                s <= hit.start and hit.end <= e and context in hit.entry.allow
-                for s, e, context in allowed
-            )
-        ]
+
+def _offsets(text: str, term: str) -> list[int]:
+    """Every offset of ``term`` in ``text``, overlapping ones included."""
+    found, at = [], text.find(term)
+    while at >= 0:
+        found.append(at)
+        at = text.find(term, at + 1)
+    return found
+
+
+class _WordChecks:
+    """Dictionary-word checks of one text: remembered by their window, bounded in number.
+
+    A text that repeats a candidate (草稿 ten thousand times) asks the dictionary once per
+    distinct window, and past ``MAX_WORD_CHECKS`` checks every further candidate is taken as
+    no ordinary word: the work stays bounded for any text, and the error goes towards
+    escalation, never towards letting a disguise through unseen. (Such a candidate becomes a
+    hit, its entry soon has its ``MAX_HITS_PER_ENTRY``, and later matches cost a set look-up.)
+    """
+
+    __slots__ = ("_left", "_memo", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._memo: dict[object, bool] = {}
+        self._left = MAX_WORD_CHECKS
+
+    def _window(self, start: int, end: int) -> tuple[str, int]:
+        lo = max(0, start - WORD_WINDOW)
+        return self._text[lo : end + WORD_WINDOW], lo
+
+    def cuts_through(self, start: int, end: int) -> bool:
+        """``cuts_through_word`` over this text; False once the budget is spent."""
+        if self._left <= 0:
+            return False
+        self._left -= 1
+        window, lo = self._window(start, end)
+        key = (window, start - lo, end - lo)
+        known = self._memo.get(key)
+        if known is None:
+            known = self._memo[key] = cuts_through_word(self._text, start, end)
+        return known
+
+    def is_ordinary(self, start: int, end: int, term: str, terms: frozenset[str]) -> bool:
+        """``is_ordinary`` over this text; False once the budget is spent."""
+        if self._left <= 0:
+            return False
+        self._left -= 1
+        span = self._text[start:end]
+        word = self._memo.get(span)  # is the span itself an ordinary word: asked once a span
+        if word is None:
+            word = self._memo[span] = len(span) > 1 and span not in terms and rjieba.has_word(span)
+        if word:
+            return True
+        window, lo = self._window(start, end)
+        key = (window, start - lo, end - lo, term)
+        known = self._memo.get(key)
+        if known is None:
+            known = self._memo[key] = is_ordinary(self._text, start, end, term, terms)
+        return known
+
+    @property
+    def spent(self) -> int:
+        """Checks made so far."""
+        return MAX_WORD_CHECKS - self._left
 
 
 def embedded_lexicon_dir() -> Traversable:
