@@ -16,7 +16,10 @@ texts are judged once per run. Imports the pipeline and the JSON form; knows not
 
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
+import io
 import json
 import os
 import re
@@ -76,6 +79,21 @@ class Source(Protocol):
         ...
 
 
+def _has_surrogate(value: str) -> bool:
+    """True when ``value`` holds a lone surrogate (a JSON ``\\ud800`` escape, or bytes that
+    were not UTF-8): no valid text, and not writable as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _printable_id(value: str) -> str:
+    """``value`` safe to write into an errors line (lone surrogates escaped)."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _row_from_mapping(
     position: int, line: int, data: Mapping[str, Any], id_key: str, text_key: str, jur_key: str
 ) -> Row:
@@ -83,11 +101,19 @@ def _row_from_mapping(
     content_id = str(line) if raw_id is None or raw_id == "" else str(raw_id)
     text = data.get(text_key)
     jurisdiction = data.get(jur_key) or ""
+    if _has_surrogate(content_id):
+        return Row(
+            position, line, _printable_id(content_id), None, "", f"{id_key!r} is not valid UTF-8"
+        )
     if not isinstance(text, str):
         problem = f"missing {text_key!r}" if text is None else f"{text_key!r} is not a string"
         return Row(position, line, content_id, None, "", problem)
+    if _has_surrogate(text):
+        return Row(position, line, content_id, None, "", f"{text_key!r} is not valid UTF-8")
     if not isinstance(jurisdiction, str):
         return Row(position, line, content_id, None, "", f"{jur_key!r} is not a string")
+    if _has_surrogate(jurisdiction):
+        return Row(position, line, content_id, None, "", f"{jur_key!r} is not valid UTF-8")
     return Row(position, line, content_id, text, jurisdiction.strip().upper())
 
 
@@ -99,9 +125,33 @@ class _FileSource:
         self.name = str(path)
 
     def fingerprint(self) -> str:
-        """The file's path, size and modification time."""
+        """The file's path, size, modification time and a digest of samples of its content
+        (so an edit that keeps size and time still shows)."""
         stat = self.path.stat()
-        return f"{self.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        return (
+            f"{self.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:"
+            f"{_sampled_digest(self.path, stat.st_size)}"
+        )
+
+
+#: The content digest of an input reads this many blocks of ``_SAMPLE_BYTES``, spread evenly.
+_SAMPLES = 64
+_SAMPLE_BYTES = 4096
+
+
+def _sampled_digest(path: Path, size: int) -> str:
+    """SHA-256 of the whole file when small, else of evenly spread blocks (first and last
+    included): reads at most a quarter MiB of a file of any size."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        if size <= _SAMPLES * _SAMPLE_BYTES:
+            digest.update(handle.read())
+        else:
+            step = (size - _SAMPLE_BYTES) / (_SAMPLES - 1)
+            for i in range(_SAMPLES):
+                handle.seek(round(i * step))
+                digest.update(handle.read(_SAMPLE_BYTES))
+    return digest.hexdigest()[:16]
 
 
 class JsonlSource(_FileSource):
@@ -119,7 +169,7 @@ class JsonlSource(_FileSource):
             if after >= 0:
                 handle.seek(after)
                 handle.readline()  # the row at ``after`` is done
-                line = self._line_at(after) + 1
+                line = self._line_at(after)  # the next row's is one more
             while True:
                 position = handle.tell()
                 raw = handle.readline()
@@ -131,8 +181,16 @@ class JsonlSource(_FileSource):
                 yield self._parse(position, line, raw)
 
     def _line_at(self, offset: int) -> int:
+        """The line number (from 1) of the line starting at byte ``offset``."""
+        newlines, left = 0, offset
         with self.path.open("rb") as handle:
-            return handle.read(offset).count(b"\n") + 1
+            while left > 0:
+                block = handle.read(min(left, 1 << 20))
+                if not block:
+                    break
+                newlines += block.count(b"\n")
+                left -= len(block)
+        return newlines + 1
 
     @staticmethod
     def _parse(position: int, line: int, raw: bytes) -> Row:
@@ -146,24 +204,82 @@ class JsonlSource(_FileSource):
 
 
 class CsvSource(_FileSource):
-    """A CSV file with a header naming ``content_id``, ``text`` and optionally ``jurisdiction``."""
+    """A CSV file with a header naming ``content_id``, ``text`` and optionally ``jurisdiction``.
+
+    UTF-8 only (a byte-order mark is fine). A row that cannot be read (bytes that are not UTF-8,
+    a quote that is never closed, text after a closing quote) goes to the errors file with its
+    line, and reading goes on at the next line.
+    """
 
     def total(self) -> int | None:
         """Unknown without parsing (quoted fields may hold line breaks)."""
         return None
 
+    def _check_encoding(self) -> None:
+        with self.path.open("rb") as handle:
+            head = handle.read(4096)
+        if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+            raise ConfigError(f"{self.path}: the CSV is UTF-32; convert it to UTF-8")
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\0" in head:
+            raise ConfigError(
+                f"{self.path}: the CSV is UTF-16 (or holds NUL bytes); convert it to UTF-8, "
+                f"e.g. iconv -f UTF-16 -t UTF-8"
+            )
+
     def rows(self, after: int) -> Iterator[Row]:
-        """Rows after row number ``after``."""
-        with self.path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or "text" not in reader.fieldnames:
+        """Rows after row number ``after`` (rows that could not be read count as rows)."""
+        self._check_encoding()
+        # No field is too long to read: an over-long text is refused, with its line, later.
+        csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
+        with (
+            self.path.open("rb") as raw,
+            io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="") as f,
+        ):
+            reader = csv.reader(f, strict=True)
+            try:
+                header = next(reader)
+            except StopIteration:
+                header = []
+            except csv.Error as exc:
+                raise ConfigError(f"{self.path}: the CSV header cannot be read: {exc}") from exc
+            if "text" not in header:
                 raise ConfigError(f"{self.path}: the CSV header must name a 'text' column")
-            for number, data in enumerate(reader):
+            number = -1
+            while True:
+                first_line = reader.line_num + 1
+                try:
+                    values = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    number += 1
+                    if number > after:
+                        yield self._unreadable(number, first_line, reader.line_num, exc)
+                    continue
+                if not values:
+                    continue  # a blank line
+                number += 1
                 if number <= after:
                     continue
+                data = dict(zip(header, values, strict=False))
                 yield _row_from_mapping(
                     number, reader.line_num, data, "content_id", "text", "jurisdiction"
                 )
+
+    @staticmethod
+    def _unreadable(number: int, first: int, last: int, error: csv.Error) -> Row:
+        if "unexpected end of data" in str(error):
+            problem = (
+                f"a quoted field opened on line {first} is never closed: lines {first}-{last} "
+                "(the end of the file) could not be read as rows"
+            )
+        else:
+            problem = f"malformed CSV: {error}"
+        return Row(number, first, str(first), None, "", problem)
+
+
+#: The longest CSV field read (the csv module's default, 131,072, would stop the run).
+_CSV_FIELD_LIMIT = 1 << 30
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -193,9 +309,17 @@ class SqliteSource:
         self._jurisdiction = query.get("jurisdiction")
         with self._connect() as db:
             columns = {row[1] for row in db.execute(f'PRAGMA table_info("{self._table}")')}
-        # Names are checked against _IDENTIFIER above, so quoting them is safe below.
-        if not columns:
-            raise ConfigError(f"{url}: no table {self._table!r}")
+            # Names are checked against _IDENTIFIER above, so quoting them is safe below.
+            if not columns:
+                raise ConfigError(f"{url}: no table {self._table!r}")
+            try:
+                db.execute(f'SELECT rowid FROM "{self._table}" LIMIT 0')  # noqa: S608
+            except sqlite3.OperationalError:
+                raise ConfigError(
+                    f"{url}: table {self._table!r} has no rowid (it is a WITHOUT ROWID table), "
+                    "and a run resumes by rowid; copy it into an ordinary table or a view-backed "
+                    "table first"
+                ) from None
         wanted = [self._text, *(c for c in (self._id, self._jurisdiction) if c and c != "rowid")]
         missing = [c for c in wanted if c not in columns]
         if missing:
@@ -204,7 +328,10 @@ class SqliteSource:
             )
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)
+        db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)
+        # Text that is not UTF-8 arrives with lone surrogates and is refused row by row.
+        db.text_factory = lambda raw: raw.decode("utf-8", "surrogateescape")
+        return db
 
     def fingerprint(self) -> str:
         """The file, the table and the row count."""
@@ -399,12 +526,22 @@ def _open_run(
 ) -> tuple[Checkpoint, str, tuple[int, Summary, bool] | None]:
     """Open the checkpoint; on a resume, cut both files back to what was committed."""
     checkpoint_path = output.with_name(output.name + ".checkpoint")
+    for path in (output, errors_path):
+        try:
+            path.open("ab").close()
+        except OSError as exc:
+            raise ConfigError(f"--output: cannot write {path}: {exc.strerror or exc}") from exc
     if overwrite:
         for path in (output, errors_path, checkpoint_path):
             path.unlink(missing_ok=True)
         for suffix in ("-wal", "-shm"):
             Path(str(checkpoint_path) + suffix).unlink(missing_ok=True)
-    checkpoint = Checkpoint(checkpoint_path)
+    try:
+        checkpoint = Checkpoint(checkpoint_path)
+    except sqlite3.Error as exc:
+        raise ConfigError(
+            f"--output: cannot write the checkpoint {checkpoint_path}: {exc}"
+        ) from exc
     fingerprint = source.fingerprint()
     state = checkpoint.load()
     if state is None:

@@ -9,6 +9,7 @@
     │   ├── UnknownJurisdiction
     │   └── BatchTooLarge
     ├── Overloaded                the service sheds load (-> RESOURCE_EXHAUSTED)
+    ├── DeadlineExceeded          the caller's deadline passed before the answer (-> DEADLINE_EXCEEDED)
     ├── ConfigError               settings, policy or lexicon files are wrong; refuses to start
     │   ├── PolicyError
     │   └── LexiconError
@@ -66,6 +67,10 @@ class Overloaded(ModerationError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class DeadlineExceeded(ModerationError):
+    """The caller's deadline passed while its items were still being screened."""
 
 
 class ConfigError(ModerationError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
@@ -32,6 +33,7 @@ from moderation.domain import (
     Triage,
 )
 from moderation.errors import (
+    DeadlineExceeded,
     EmptyText,
     InvalidRequest,
     ModelError,
@@ -46,6 +48,10 @@ log = structlog.get_logger("moderation")
 
 MAX_CONTENT_ID_CHARS = 256
 MAX_HINT_CHARS = 64
+MAX_JURISDICTION_CHARS = 32
+#: Past this many characters in one call, screening runs in a worker thread, so the event
+#: loop (health checks, other calls, signals) is never held for long by one caller.
+OFF_LOOP_CHARS = 4096
 
 
 @functools.lru_cache(maxsize=64)
@@ -147,6 +153,12 @@ class Moderator:
         policy = self.policies.get(content.jurisdiction)
         if policy is None:
             known = ", ".join(p.jurisdiction for p in self.policies)
+            if len(content.jurisdiction) > MAX_JURISDICTION_CHARS:  # never echo it back whole
+                raise UnknownJurisdiction(
+                    "jurisdiction",
+                    f"is {len(content.jurisdiction)} characters; a jurisdiction is a short code "
+                    f"(at most {MAX_JURISDICTION_CHARS}), one of: {known}",
+                )
             raise UnknownJurisdiction(
                 "jurisdiction", f"unknown jurisdiction {content.jurisdiction!r}; known: {known}"
             )
@@ -196,9 +208,13 @@ class Moderator:
     ) -> ModerationResult:
         """Judge one item. ``deadline`` is a ``time.monotonic()`` instant bounding the model call.
 
-        Raises ``InvalidRequest`` for bad input; never raises for a failing model.
+        Raises ``InvalidRequest`` for bad input; never raises for a failing model. A long text
+        is screened in a worker thread (``OFF_LOOP_CHARS``).
         """
-        screening, result = self.heuristics(content)
+        if len(content.text) <= OFF_LOOP_CHARS:
+            screening, result = self.heuristics(content)
+        else:
+            ((screening, result),) = await self.heuristics_off_loop([content], deadline)
         return result if result is not None else await self.escalate(screening, deadline)
 
     async def moderate_many(
@@ -207,13 +223,15 @@ class Moderator:
         """Judge several items, in order; at most ``concurrency`` model calls at once.
 
         Items the heuristics can decide are answered inline; only escalations become tasks.
+        When the items hold more than ``OFF_LOOP_CHARS`` characters in all, they are screened
+        in a worker thread, which gives up with ``DeadlineExceeded`` once ``deadline`` passes.
         """
-        results: list[ModerationResult | None] = [None] * len(contents)
-        escalations: list[tuple[int, Screening]] = []
-        for index, content in enumerate(contents):
-            screening, results[index] = self.heuristics(content)
-            if results[index] is None:
-                escalations.append((index, screening))
+        if sum(len(c.text) for c in contents) <= OFF_LOOP_CHARS:
+            screened = [self.heuristics(content) for content in contents]
+        else:
+            screened = await self.heuristics_off_loop(contents, deadline)
+        results: list[ModerationResult | None] = [result for _, result in screened]
+        escalations = [(i, s) for i, (s, result) in enumerate(screened) if result is None]
         if escalations:
             slots = asyncio.Semaphore(concurrency)
 
@@ -223,6 +241,33 @@ class Moderator:
 
             await asyncio.gather(*(one(*item) for item in escalations))
         return [r for r in results if r is not None]
+
+    async def heuristics_off_loop(
+        self, contents: Sequence[Content], deadline: float | None
+    ) -> list[tuple[Screening, ModerationResult | None]]:
+        """``heuristics`` for each item, in a worker thread, so the event loop stays free.
+
+        Between items the thread checks ``deadline`` (``DeadlineExceeded`` once it passed) and
+        whether the caller went away (a cancelled call stops the thread at the next item).
+        """
+        stop = threading.Event()
+
+        def work() -> list[tuple[Screening, ModerationResult | None]]:
+            out = []
+            for content in contents:
+                if stop.is_set():
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise DeadlineExceeded(
+                        f"the deadline passed after {len(out)} of {len(contents)} items"
+                    )
+                out.append(self.heuristics(content))
+            return out
+
+        try:
+            return await asyncio.to_thread(work)
+        finally:
+            stop.set()  # cancelled: the thread stops at its next item
 
     def decide_now(self, screening: Screening) -> ModerationResult:
         """Answer from the heuristics alone (no model, no log line): CLEAR items are decided,

@@ -336,3 +336,113 @@ async def test_model_calls_run_concurrently(tmp_path: Path, fake: FakeModel) -> 
     elapsed = asyncio.get_running_loop().time() - began
     assert summary.model_calls == 64
     assert elapsed < 64 * 0.2 / 4  # far from serial (12.8 s); about 0.8 s expected
+
+
+class _Crash(Exception):
+    """Stands for a kill: raised while a chunk is being written."""
+
+
+async def test_rows_without_ids_keep_their_line_numbers_across_a_resume(tmp_path: Path) -> None:
+    """Rows without content_id are named by their line, the same after a crash and a resume,
+    and the errors file gives each bad row's own line."""
+    rows: list[Any] = [{"text": TEXTS[i % len(TEXTS)] + f" {i}"} for i in range(60)]
+    rows[25] = "{broken"
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    moderator = build_moderator(Settings(), use_model=False)
+    options = BatchOptions(use_model=False, chunk=7)
+    clean = tmp_path / "clean.jsonl"
+    await run_batch(moderator, open_source(str(source)), clean, options, to_json=to_json)
+
+    written = 0
+
+    def crashing(result: Any) -> Any:
+        nonlocal written
+        written += 1
+        if written > 30:
+            raise _Crash
+        return to_json(result)
+
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(_Crash):
+        await run_batch(moderator, open_source(str(source)), out, options, to_json=crashing)
+    await run_batch(moderator, open_source(str(source)), out, options, to_json=to_json)
+    assert out.read_bytes() == clean.read_bytes()
+    answers = lines(out)
+    assert [a["content_id"] for a in answers] == [str(n) for n in range(1, 61) if n != 26]
+    (error,) = lines(tmp_path / "out.jsonl.errors.jsonl")
+    assert (error["line"], error["content_id"]) == (26, "26")
+
+
+def test_poison_rows_go_to_the_errors_file_and_the_run_goes_on(tmp_path: Path) -> None:
+    """Lone surrogate escapes, over-long CSV fields, bytes that are not UTF-8 and a quote that
+    is never closed each become an errors line; every good row is still answered."""
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text(
+        '{"content_id": "a", "text": "你好"}\n'
+        '{"content_id": "b", "text": "bad \\ud800 escape"}\n'
+        '{"content_id": "\\udc00", "text": "你好"}\n'
+        '{"content_id": "d", "text": "再见"}\n',
+        encoding="utf-8",
+    )
+    done = run_cli("--input", str(jsonl), "--output", str(tmp_path / "j.jsonl"), "--no-llm")
+    assert done.returncode == 0, done.stderr
+    assert [a["content_id"] for a in lines(tmp_path / "j.jsonl")] == ["a", "d"]
+    errors = lines(tmp_path / "j.jsonl.errors.jsonl")
+    assert [(e["line"], e["reason"]) for e in errors] == [
+        (2, "'text' is not valid UTF-8"),
+        (3, "'content_id' is not valid UTF-8"),
+    ]
+
+    csv_path = tmp_path / "in.csv"
+    csv_path.write_bytes(
+        b"content_id,text\n"
+        b"a,\xe4\xbd\xa0\xe5\xa5\xbd\n"
+        b"long," + b"x" * 200_000 + b"\n"
+        b"bytes,caf\xe9\n"
+        b'junk,"closed"then text\n'
+        b"e,\xe5\x86\x8d\xe8\xa7\x81\n"
+        b'open,"never closed\n'
+        b"f,lost\n"
+    )
+    done = run_cli("--input", str(csv_path), "--output", str(tmp_path / "c.jsonl"), "--no-llm")
+    assert done.returncode == 0, done.stderr
+    assert [a["content_id"] for a in lines(tmp_path / "c.jsonl")] == ["a", "e"]
+    reasons = {e["content_id"]: e["reason"] for e in lines(tmp_path / "c.jsonl.errors.jsonl")}
+    assert reasons["long"].startswith("text: is 200000 characters")
+    assert reasons["bytes"] == "'text' is not valid UTF-8"
+    assert reasons["5"].startswith("malformed CSV")
+    assert "opened on line 7 is never closed" in reasons["7"]
+
+
+def test_unreadable_inputs_and_unwritable_outputs_are_clear_errors(tmp_path: Path) -> None:
+    """UTF-16 CSV, a WITHOUT ROWID table and an output that cannot be written exit 2, saying so."""
+    utf16 = tmp_path / "in16.csv"
+    utf16.write_bytes("content_id,text\na,你好\n".encode("utf-16"))
+    db = tmp_path / "w.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE posts (id TEXT PRIMARY KEY, body TEXT) WITHOUT ROWID")
+    good = write_jsonl(tmp_path / "ok.jsonl", [{"content_id": "1", "text": "你好"}])
+    (tmp_path / "a-directory").mkdir()
+    for spec, output, says in (
+        (str(utf16), tmp_path / "o1.jsonl", "UTF-16"),
+        (f"sqlite:///{db}?table=posts&id=id&text=body", tmp_path / "o2.jsonl", "WITHOUT ROWID"),
+        (str(good), tmp_path / "a-directory", "cannot write"),
+    ):
+        done = run_cli("--input", spec, "--output", str(output), "--no-llm")
+        assert done.returncode == 2, done.stderr
+        assert says in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_an_input_edited_in_place_is_not_resumed_over(tmp_path: Path) -> None:
+    """An input changed without changing its size or modification time is told apart."""
+    source = write_jsonl(tmp_path / "in.jsonl", [{"content_id": "1", "text": "你好呀"}])
+    out = tmp_path / "out.jsonl"
+    assert run_cli("--input", str(source), "--output", str(out), "--no-llm").returncode == 0
+    stat = source.stat()
+    source.write_text(source.read_text(encoding="utf-8").replace("你好呀", "傻逼啊"), "utf-8")
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert source.stat().st_size == stat.st_size
+    refused = run_cli("--input", str(source), "--output", str(out), "--no-llm")
+    assert refused.returncode == 2
+    assert "different input" in refused.stderr

@@ -19,7 +19,7 @@ from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from moderation.errors import InvalidRequest, ModerationError, Overloaded
+from moderation.errors import DeadlineExceeded, InvalidRequest, ModerationError, Overloaded
 from moderation.metrics import Metrics
 from moderation.rpc.access import Gate, PermissionDenied, Unauthenticated, current_client
 
@@ -31,6 +31,7 @@ STATUS_BY_ERROR: Mapping[type[BaseException], grpc.StatusCode] = {
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     ModerationError: grpc.StatusCode.INTERNAL,
 }
 
@@ -63,7 +64,7 @@ def rich_status(error: BaseException) -> status_pb2.Status:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(max(1, round(error.retry_after * 1e9)))
         status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-    elif isinstance(error, Unauthenticated | PermissionDenied):
+    elif isinstance(error, Unauthenticated | PermissionDenied | DeadlineExceeded):
         status.message = str(error)
     else:
         status.code = code_pb2.INTERNAL

@@ -18,8 +18,8 @@ import grpc
 import structlog
 
 from moderation.domain import Content, ModerationResult
-from moderation.errors import BatchTooLarge, InvalidRequest
-from moderation.pipeline import Moderator, Screening
+from moderation.errors import BatchTooLarge, DeadlineExceeded, InvalidRequest, Overloaded
+from moderation.pipeline import OFF_LOOP_CHARS, Moderator, Screening
 from moderation.rpc import convert
 from moderation.rpc.access import PermissionDenied, current_client
 from moderation.rpc.interceptors import status_for
@@ -55,7 +55,7 @@ class _End:
 
 def _failed(request: pb.ModerateRequest, error: Exception) -> pb.ModerateResponse:
     """The answer for a stream item that could not be judged: its status code and message."""
-    if isinstance(error, InvalidRequest | PermissionDenied):
+    if isinstance(error, InvalidRequest | PermissionDenied | DeadlineExceeded | Overloaded):
         code, message = status_for(error).value[0], str(error)
     else:
         log.error("rpc.stream_item_failed", error_type=type(error).__name__)
@@ -171,6 +171,19 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
         all_back: asyncio.Future[None] | None = None
         closed = False
 
+        def track(task: asyncio.Task[None]) -> None:
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        async def judge(request: pb.ModerateRequest, content: Content) -> None:
+            try:
+                answer = convert.to_response(
+                    await self._moderator.moderate(content, deadline=deadline)
+                )
+            except Exception as error:
+                answer = _failed(request, error)
+            answers.put_nowait(answer)
+
         async def escalate(request: pb.ModerateRequest, screening: Screening) -> None:
             try:
                 answer = convert.to_response(await self._moderator.escalate(screening, deadline))
@@ -186,9 +199,7 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
             if isinstance(outcome, Exception):
                 answers.put_nowait(_failed(request, outcome))
             elif outcome[1] is None:  # for the model
-                task = loop.create_task(escalate(request, outcome[0]))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                track(loop.create_task(escalate(request, outcome[0])))
             else:
                 try:
                     answers.put_nowait(convert.to_response(outcome[1]))
@@ -207,6 +218,9 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
                         content = self._content(request)
                     except Exception as item_error:
                         answers.put_nowait(_failed(request, item_error))
+                        continue
+                    if len(content.text) > OFF_LOOP_CHARS:  # screened in a worker thread
+                        track(loop.create_task(judge(request, content)))
                         continue
                     unscreened += 1
                     self._screener.submit(content, functools.partial(screened, request))
