@@ -9,7 +9,7 @@
     │   ├── UnknownJurisdiction
     │   └── BatchTooLarge
     ├── Overloaded                the service sheds load (-> RESOURCE_EXHAUSTED)
-    ├── DeadlineExceeded          the caller's deadline passed before the answer (-> DEADLINE_EXCEEDED)
+    ├── DeadlineExceeded          the caller's deadline passed (-> DEADLINE_EXCEEDED)
     ├── ConfigError               settings, policy or lexicon files are wrong; refuses to start
     │   ├── PolicyError
     │   └── LexiconError

@@ -253,7 +253,7 @@ class Moderator:
         stop = threading.Event()
 
         def work() -> list[tuple[Screening, ModerationResult | None]]:
-            out = []
+            out: list[tuple[Screening, ModerationResult | None]] = []
             for content in contents:
                 if stop.is_set():
                     break

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from moderation.domain import Category, Content
+from moderation.domain import Category, Content, Decision
 from moderation.lexicon import MAX_HITS_PER_ENTRY
 from moderation.pipeline import Moderator
 from moderation.v1 import moderation_pb2 as pb
@@ -60,7 +60,7 @@ def test_a_disguise_after_many_ordinary_look_alikes_is_still_escalated(
     past the checks' budget, candidates count as hits (towards review, never towards allow)."""
     screening, result = moderator.heuristics(Content(text="学习" * 3000 + "，雪洗他们"))
     assert screening.findings, "the homophone of 血洗 after the padding was not seen"
-    assert result is None or result.decision is not pb.DECISION_ALLOW
+    assert result is None or result.decision is not Decision.ALLOW
 
 
 async def test_health_answers_while_a_batch_of_worst_cases_is_screened(
