@@ -44,6 +44,7 @@ def _server_options(settings: Settings, host: str | None, port: int | None) -> S
         max_concurrent_rpcs=settings.max_concurrent_rpcs,
         max_batch_items=settings.max_batch_items,
         stream_window=settings.stream_window,
+        stream_idle_seconds=settings.stream_idle_seconds,
         drain_seconds=settings.drain_seconds,
         grace_seconds=settings.grace_seconds,
     )

@@ -10,6 +10,9 @@
     │   └── BatchTooLarge
     ├── Overloaded                the service sheds load (-> RESOURCE_EXHAUSTED)
     ├── DeadlineExceeded          the caller's deadline passed (-> DEADLINE_EXCEEDED)
+    ├── Unavailable               not now, try again (-> UNAVAILABLE)
+    │   ├── ShuttingDown          the server is stopping
+    │   └── StreamIdle            a stream sent nothing for too long
     ├── ConfigError               settings, policy or lexicon files are wrong; refuses to start
     │   ├── PolicyError
     │   └── LexiconError
@@ -71,6 +74,18 @@ class Overloaded(ModerationError):
 
 class DeadlineExceeded(ModerationError):
     """The caller's deadline passed while its items were still being screened."""
+
+
+class Unavailable(ModerationError):
+    """The call cannot be served now; the same call may succeed later or elsewhere."""
+
+
+class ShuttingDown(Unavailable):
+    """The server is stopping and takes no new calls."""
+
+
+class StreamIdle(Unavailable):
+    """A stream sent no request for the idle timeout while nothing was pending; closed."""
 
 
 class ConfigError(ModerationError):

@@ -39,9 +39,12 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     """Largest gRPC message in either direction; larger ones get RESOURCE_EXHAUSTED."""
     max_concurrent_rpcs: int = Field(default=256, ge=1, le=100_000)
-    """Calls served at once; more get RESOURCE_EXHAUSTED instead of queueing without bound."""
+    """Calls served at once; more get RESOURCE_EXHAUSTED instead of queueing without bound.
+    Health checks and reflection are not counted, so probes answer on a full server."""
     stream_window: int = Field(default=32, ge=1, le=10_000)
     """Items of one ModerateStream judged at once; the stream stops reading beyond that."""
+    stream_idle_seconds: float = Field(default=300.0, gt=0.0, le=86_400.0)
+    """A stream that sends nothing this long, with no answer pending, is closed UNAVAILABLE."""
     drain_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
     """On SIGTERM/SIGINT: time to keep serving while health says NOT_SERVING (for balancers)."""
     grace_seconds: float = Field(default=10.0, ge=0.0, le=600.0)

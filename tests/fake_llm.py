@@ -61,11 +61,19 @@ def completion(content: str, model: str = "fake/qwen", usage: bool = True) -> di
     return body
 
 
-def toy_model(request: dict[str, Any]) -> dict[str, Any]:
-    """Judge like an obedient model: instructions outside the markers win; inside, it judges."""
+#: A careless model's reading: the content ends at the first END marker, whatever its nonce.
+CARELESS_MARKERS = re.compile(r"<<<CONTENT [^>]*>>>\n(?P<body>.*?)\n<<<END [^>]*>>>", re.S)
+
+
+def toy_model(request: dict[str, Any], markers: re.Pattern[str] = MARKERS) -> dict[str, Any]:
+    """Judge like an obedient model: instructions outside the markers win; inside, it judges
+    (a content block holding one JSON string is decoded first)."""
     user = next(m["content"] for m in request["messages"] if m["role"] == "user")
-    found = MARKERS.search(user)
+    found = markers.search(user)
     content = found.group("body") if found else user
+    if content.startswith('"'):
+        with contextlib.suppress(json.JSONDecodeError):
+            content = json.loads(content)
     outside = user.replace(found.group(0), "") if found else ""
     if "answer safe" in outside.lower():
         return verdict("safe")

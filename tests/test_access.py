@@ -323,3 +323,65 @@ async def test_metrics_count_rpcs_by_status_and_decisions(
     assert value("moderation_decisions_total", {"decision": "BLOCK", "jurisdiction": "CN"}) == 1
     assert value("moderation_labels_total", {"category": "ABUSE", "jurisdiction": "CN"}) == 1
     assert value("moderation_escalations_total", {"status": "NOT_NEEDED"}) == 2
+
+
+def _paced_gate(tmp_path: Path, rate: int, burst: int) -> Gate:
+    path = keys_file(
+        tmp_path,
+        f'[[clients]]\nname = "a"\nkey_sha256 = "{sha(KEY_A)}"\n'
+        f"rate_per_second = {rate}\nburst = {burst}\n",
+    )
+    return Gate(load_clients(path, ""))
+
+
+async def test_rate_limit_counts_items_not_calls(secured: Any, tmp_path: Path) -> None:
+    """A batch spends one token per item; more items than the burst can ever hold are refused
+    as INVALID_ARGUMENT naming the burst; a stream is paced to the client's rate."""
+    service = await secured(_paced_gate(tmp_path, rate=20, burst=4))
+    stub = pb_grpc.ModerationServiceStub(secured.channel(service))
+    items = [pb.ModerateRequest(content_id=str(i), text="你好") for i in range(4)]
+    await stub.ModerateBatch(pb.ModerateBatchRequest(items=items), metadata=bearer(KEY_A))
+    with pytest.raises(grpc.aio.AioRpcError) as spent:
+        await stub.ModerateBatch(pb.ModerateBatchRequest(items=items), metadata=bearer(KEY_A))
+    assert spent.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    with pytest.raises(grpc.aio.AioRpcError) as too_many:
+        await stub.ModerateBatch(pb.ModerateBatchRequest(items=items * 2), metadata=bearer(KEY_A))
+    assert too_many.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "burst" in (too_many.value.details() or "")
+
+    await asyncio.sleep(0.3)  # the bucket fills again
+    began = asyncio.get_running_loop().time()
+    call = stub.ModerateStream(metadata=bearer(KEY_A))
+    for i in range(14):
+        await call.write(pb.ModerateRequest(content_id=str(i), text="你好"))
+    await call.done_writing()
+    answers = [reply async for reply in call]
+    elapsed = asyncio.get_running_loop().time() - began
+    assert sorted(int(a.content_id) for a in answers) == list(range(14))
+    assert all(not a.HasField("error") for a in answers)
+    assert elapsed >= 0.4, f"14 items at 20/s (burst 4) took only {elapsed:.2f} s"
+
+
+async def test_idle_streams_cannot_lock_out_probes_or_other_calls(
+    secured: Any, tmp_path: Path
+) -> None:
+    """Streams that hold every slot and send nothing: health still answers, another call is
+    refused RESOURCE_EXHAUSTED, and after the idle timeout the streams end UNAVAILABLE."""
+    service = await secured(Gate(()), max_concurrent_rpcs=2, stream_idle_seconds=0.5)
+    channel = secured.channel(service)
+    stub = pb_grpc.ModerationServiceStub(channel)
+    idle = [stub.ModerateStream() for _ in range(2)]
+    for call in idle:
+        await call.write(pb.ModerateRequest(content_id="x", text="你好"))
+        assert (await call.read()).content_id == "x"
+    reply = await health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(), timeout=2
+    )
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.Moderate(pb.ModerateRequest(text="你好"), timeout=2)
+    assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    for call in idle:
+        assert await call.code() is grpc.StatusCode.UNAVAILABLE
+        assert "sent nothing" in (await call.details())
+    assert (await stub.Moderate(pb.ModerateRequest(text="你好"))).decision == pb.DECISION_ALLOW

@@ -30,7 +30,7 @@ from pathlib import Path
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from moderation.errors import ConfigError, ModerationError, Overloaded
+from moderation.errors import BatchTooLarge, ConfigError, ModerationError, Overloaded
 
 OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
@@ -55,15 +55,26 @@ class Bucket:
     def __post_init__(self) -> None:
         self.tokens = self.burst
 
-    def take(self, now: float | None = None) -> float:
-        """Take a token; 0 when granted, else the seconds until one is due."""
+    def _refill(self, now: float | None) -> None:
         now = time.monotonic() if now is None else now
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
+
+    def take(self, count: int = 1, now: float | None = None) -> float:
+        """Take ``count`` tokens at once; 0 when granted, else the seconds until they are due
+        (nothing is taken then)."""
+        self._refill(now)
+        if self.tokens >= count:
+            self.tokens -= count
             return 0.0
-        return (1 - self.tokens) / self.rate
+        return (count - self.tokens) / self.rate
+
+    def reserve(self, now: float | None = None) -> float:
+        """Take a token now, going into debt if need be; the seconds to wait before using it
+        (a paced stream waits them, so the client's rate holds over any number of items)."""
+        self._refill(now)
+        self.tokens -= 1
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
 @dataclass(frozen=True)
@@ -155,8 +166,12 @@ class Gate:
         """True when keys are configured (otherwise every call is let in)."""
         return bool(self._clients)
 
-    def identify(self, method: str, metadata: Mapping[str, str]) -> Client | None:
-        """The client for a call, or ``Unauthenticated``/``Overloaded``; None when open."""
+    def identify(self, method: str, metadata: Mapping[str, str], tokens: int = 1) -> Client | None:
+        """The client for a call, or ``Unauthenticated``/``Overloaded``; None when open.
+
+        ``tokens`` are taken from the client's rate (one for a unary call; a stream's items
+        are charged one by one as they arrive, see ``charge``).
+        """
         if not self._clients or method.startswith(OPEN_METHODS):
             return None
         header = metadata.get("authorization", "")
@@ -170,8 +185,26 @@ class Gate:
                 found = client
         if found is None:
             raise Unauthenticated("unknown API key")
-        if found.bucket is not None:
-            wait = found.bucket.take()
-            if wait > 0:
-                raise Overloaded(f"rate limit of client {found.name!r} exceeded", retry_after=wait)
+        if tokens:
+            charge(found, tokens)
         return found
+
+
+def charge(client: Client | None, items: int) -> None:
+    """Take ``items`` from the client's rate at once, or refuse them all.
+
+    ``Overloaded`` (with the wait) when the rate has not saved up enough yet; ``BatchTooLarge``
+    when more items are asked for at once than the client's burst could ever hold.
+    """
+    if client is None or client.bucket is None or items <= 0:
+        return
+    bucket = client.bucket
+    if items > bucket.burst:
+        raise BatchTooLarge(
+            "items",
+            f"has {items} items; client {client.name!r} may send at most {bucket.burst:g} "
+            "at once (its burst): split the call",
+        )
+    wait = bucket.take(items)
+    if wait > 0:
+        raise Overloaded(f"rate limit of client {client.name!r} exceeded", retry_after=wait)

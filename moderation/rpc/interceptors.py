@@ -16,14 +16,35 @@ from typing import Any
 import grpc
 import structlog
 from google.protobuf import duration_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from moderation.errors import DeadlineExceeded, InvalidRequest, ModerationError, Overloaded
+from moderation.errors import (
+    DeadlineExceeded,
+    InvalidRequest,
+    ModerationError,
+    Overloaded,
+    ShuttingDown,
+    Unavailable,
+)
 from moderation.metrics import Metrics
-from moderation.rpc.access import Gate, PermissionDenied, Unauthenticated, current_client
+from moderation.rpc.access import (
+    OPEN_METHODS,
+    Gate,
+    PermissionDenied,
+    Unauthenticated,
+    current_client,
+)
 
 log = structlog.get_logger("moderation.rpc")
+
+#: Our own service's methods (their requests are parsed leniently, see ``MalformedRequest``).
+OUR_METHODS = "/moderation.v1.ModerationService/"
+#: Methods whose servicer charges the client's rate per item judged, not per call.
+ITEM_METHODS = frozenset(
+    OUR_METHODS + name for name in ("Moderate", "ModerateBatch", "ModerateStream")
+)
 
 #: Our exceptions and the status code each maps to; the most specific match wins.
 STATUS_BY_ERROR: Mapping[type[BaseException], grpc.StatusCode] = {
@@ -32,6 +53,7 @@ STATUS_BY_ERROR: Mapping[type[BaseException], grpc.StatusCode] = {
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
     ModerationError: grpc.StatusCode.INTERNAL,
 }
 
@@ -64,7 +86,7 @@ def rich_status(error: BaseException) -> status_pb2.Status:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(max(1, round(error.retry_after * 1e9)))
         status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-    elif isinstance(error, Unauthenticated | PermissionDenied | DeadlineExceeded):
+    elif isinstance(error, Unauthenticated | PermissionDenied | DeadlineExceeded | Unavailable):
         status.message = str(error)
     else:
         status.code = code_pb2.INTERNAL
@@ -100,7 +122,34 @@ def _writing(inner: Callable[..., AsyncIterator[Any]]) -> Behaviour:
     return behaviour
 
 
-def _wrap(handler: Any, around: Around) -> Any:
+class MalformedRequest:
+    """Stands for a request message that could not be parsed (bytes that are not the message,
+    or a string field that is not UTF-8). The handler refuses it as INVALID_ARGUMENT; on a
+    stream, that item is answered with ``error`` and the stream goes on."""
+
+    __slots__ = ("error",)
+    content_id = ""
+
+    def __init__(self, error: InvalidRequest) -> None:
+        self.error = error
+
+
+def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """``deserialize``, giving a ``MalformedRequest`` instead of raising."""
+
+    def parse(raw: bytes) -> Any:
+        try:
+            return deserialize(raw)
+        except DecodeError as exc:
+            reason = str(exc).rpartition(": ")[2] or "corrupt bytes"
+            return MalformedRequest(
+                InvalidRequest("request", f"is not a valid message ({reason.rstrip('.')})")
+            )
+
+    return parse
+
+
+def _wrap(handler: Any, around: Around, *, tolerant: bool = False) -> Any:
     """The same handler with its behaviour wrapped (our RPCs are unary or bidi streaming).
 
     A bidi behaviour is a coroutine reading and writing through its context (an async
@@ -109,10 +158,13 @@ def _wrap(handler: Any, around: Around) -> Any:
     """
     if handler is None:
         return handler
+    deserializer = handler.request_deserializer
+    if tolerant and deserializer is not None:
+        deserializer = _tolerant(deserializer)
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             around(handler.unary_unary, "unary"),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
     if handler.stream_stream is not None:
@@ -121,14 +173,20 @@ def _wrap(handler: Any, around: Around) -> Any:
             inner = _writing(inner)
         return grpc.stream_stream_rpc_method_handler(
             around(inner, "bidi_stream"),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
     return handler
 
 
 class ErrorMapping(grpc.aio.ServerInterceptor):
-    """Turns exceptions raised by handlers into statuses (see ``STATUS_BY_ERROR``)."""
+    """Turns exceptions raised by handlers into statuses (see ``STATUS_BY_ERROR``).
+
+    Requests to our service that cannot be parsed reach the handler as ``MalformedRequest``
+    (INVALID_ARGUMENT, not UNKNOWN with a parser's class name). An error raised after the
+    client went away is that cancellation, not a fault of ours: it is neither logged nor
+    answered.
+    """
 
     async def intercept_service(
         self,
@@ -140,16 +198,59 @@ class ErrorMapping(grpc.aio.ServerInterceptor):
         def around(inner: Behaviour, kind: str) -> Behaviour:
             async def behaviour(request: Any, context: Context) -> Any:
                 try:
+                    if isinstance(request, MalformedRequest):
+                        raise request.error
                     return await inner(request, context)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
                 except Exception as error:
+                    if context.cancelled():
+                        raise asyncio.CancelledError from error
                     await _abort(context, error, method)
                     raise  # unreachable: abort raises
 
             return behaviour
 
-        return _wrap(await continuation(details), around)
+        handler = await continuation(details)
+        return _wrap(handler, around, tolerant=method.startswith(OUR_METHODS))
+
+
+class Admission(grpc.aio.ServerInterceptor):
+    """Admits calls to our service: at most ``max_in_flight`` at once (more are refused with
+    RESOURCE_EXHAUSTED, before any work), and none once the server is stopping (UNAVAILABLE,
+    which clients retry elsewhere). Health checks and reflection are always admitted: a full
+    server still answers its probes.
+    """
+
+    def __init__(self, max_in_flight: int) -> None:
+        self._max = max_in_flight
+        self.in_flight = 0
+        self.closing = False
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(details)
+        if details.method.startswith(OPEN_METHODS):
+            return handler
+
+        def around(inner: Behaviour, kind: str) -> Behaviour:
+            async def behaviour(request: Any, context: Context) -> Any:
+                if self.closing:
+                    raise ShuttingDown("the server is shutting down; retry the call")
+                if self.in_flight >= self._max:
+                    raise Overloaded(f"the server is serving {self._max} calls at once")
+                self.in_flight += 1
+                try:
+                    return await inner(request, context)
+                finally:
+                    self.in_flight -= 1
+
+            return behaviour
+
+        return _wrap(handler, around)
 
 
 class Access(grpc.aio.ServerInterceptor):
@@ -174,8 +275,10 @@ class Access(grpc.aio.ServerInterceptor):
         method = details.method
 
         def around(inner: Behaviour, kind: str) -> Behaviour:
+            tokens = 0 if method in ITEM_METHODS else 1  # those charge per item themselves
+
             async def behaviour(request: Any, context: Context) -> Any:
-                current_client.set(self._gate.identify(method, metadata))
+                current_client.set(self._gate.identify(method, metadata, tokens))
                 return await inner(request, context)
 
             return behaviour

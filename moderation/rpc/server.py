@@ -20,12 +20,15 @@ from moderation.errors import ConfigError
 from moderation.metrics import Metrics
 from moderation.pipeline import Moderator
 from moderation.rpc.access import Gate
-from moderation.rpc.interceptors import Access, ErrorMapping, Observe
+from moderation.rpc.interceptors import Access, Admission, ErrorMapping, Observe
 from moderation.rpc.servicer import ModerationServicer
 from moderation.v1 import moderation_pb2 as pb
 from moderation.v1 import moderation_pb2_grpc as pb_grpc
 
 log = structlog.get_logger("moderation.server")
+
+#: On stop, how long new calls are refused UNAVAILABLE before gRPC stops taking them.
+REFUSE_SECONDS = 0.25
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModerationService"].full_name
 
@@ -40,6 +43,7 @@ class ServerOptions:
     max_concurrent_rpcs: int = 256
     max_batch_items: int = 500
     stream_window: int = 32
+    stream_idle_seconds: float = 300.0
     drain_seconds: float = 0.0
     grace_seconds: float = 10.0
     tls_cert: bytes | None = None
@@ -56,14 +60,21 @@ class Service:
         health_servicer: health.aio.HealthServicer,
         port: int,
         options: ServerOptions,
+        admission: Admission,
     ) -> None:
         self.server = server
         self.health = health_servicer
         self.port = port
         self.options = options
+        self.admission = admission
 
     async def stop(self) -> None:
-        """Drain: NOT_SERVING, wait ``drain_seconds``, then stop with ``grace_seconds``."""
+        """Drain: NOT_SERVING, wait ``drain_seconds``, then stop with ``grace_seconds``.
+
+        From the end of the drain, a call that reaches the server is refused UNAVAILABLE
+        (which clients retry on another instance) rather than cut off CANCELLED; calls in
+        flight have ``grace_seconds`` to finish.
+        """
         log.info(
             "server.draining",
             drain_s=self.options.drain_seconds,
@@ -72,6 +83,10 @@ class Service:
         await self.health.enter_graceful_shutdown()
         if self.options.drain_seconds:
             await asyncio.sleep(self.options.drain_seconds)
+        self.admission.closing = True
+        # Calls already queued when the server stops are cut off CANCELLED by gRPC itself;
+        # refused first, they get UNAVAILABLE, which clients retry.
+        await asyncio.sleep(REFUSE_SECONDS)
         await self.server.stop(self.options.grace_seconds)
         log.info("server.stopped")
 
@@ -92,10 +107,12 @@ async def start(
     """Build and start the server; returns once it accepts calls and reports SERVING.
 
     Interceptors, outermost first: metrics (they see the final status), error mapping,
-    access (key and rate limit).
+    admission (the cap on calls at once, and refusal while stopping; probes exempt), access
+    (key and rate limit).
     """
     gate = gate or Gate(())
-    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorMapping(), Access(gate)]
+    admission = Admission(options.max_concurrent_rpcs)
+    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorMapping(), admission, Access(gate)]
     if metrics is not None:
         interceptors.insert(0, Observe(metrics))
     server = grpc.aio.server(
@@ -110,13 +127,13 @@ async def start(
             # A second server on a taken port must fail, not silently share it.
             ("grpc.so_reuseport", 0),
         ],
-        maximum_concurrent_rpcs=options.max_concurrent_rpcs,
     )
     pb_grpc.add_ModerationServiceServicer_to_server(
         ModerationServicer(
             moderator,
             max_batch_items=options.max_batch_items,
             stream_window=options.stream_window,
+            stream_idle_s=options.stream_idle_seconds,
         ),
         server,
     )
@@ -155,7 +172,7 @@ async def start(
         log.warning("server.unauthenticated", reason="listening beyond loopback without API keys")
     if options.tls_cert is None and options.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("server.plaintext", reason="listening beyond loopback without TLS")
-    return Service(server, health_servicer, port, options)
+    return Service(server, health_servicer, port, options, admission)
 
 
 async def probe(address: str, wait_s: float = 2.0) -> bool:

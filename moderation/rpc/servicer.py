@@ -18,11 +18,17 @@ import grpc
 import structlog
 
 from moderation.domain import Content, ModerationResult
-from moderation.errors import BatchTooLarge, DeadlineExceeded, InvalidRequest, Overloaded
+from moderation.errors import (
+    BatchTooLarge,
+    DeadlineExceeded,
+    InvalidRequest,
+    Overloaded,
+    StreamIdle,
+)
 from moderation.pipeline import OFF_LOOP_CHARS, Moderator, Screening
 from moderation.rpc import convert
-from moderation.rpc.access import PermissionDenied, current_client
-from moderation.rpc.interceptors import status_for
+from moderation.rpc.access import PermissionDenied, charge, current_client
+from moderation.rpc.interceptors import MalformedRequest, status_for
 from moderation.v1 import moderation_pb2 as pb
 from moderation.v1 import moderation_pb2_grpc as pb_grpc
 
@@ -53,7 +59,9 @@ class _End:
         self.error = error
 
 
-def _failed(request: pb.ModerateRequest, error: Exception) -> pb.ModerateResponse:
+def _failed(
+    request: pb.ModerateRequest | MalformedRequest, error: Exception
+) -> pb.ModerateResponse:
     """The answer for a stream item that could not be judged: its status code and message."""
     if isinstance(error, InvalidRequest | PermissionDenied | DeadlineExceeded | Overloaded):
         code, message = status_for(error).value[0], str(error)
@@ -105,10 +113,18 @@ class _Screener:
 class ModerationServicer(pb_grpc.ModerationServiceServicer):
     """gRPC front door to a ``Moderator``."""
 
-    def __init__(self, moderator: Moderator, *, max_batch_items: int, stream_window: int) -> None:
+    def __init__(
+        self,
+        moderator: Moderator,
+        *,
+        max_batch_items: int,
+        stream_window: int,
+        stream_idle_s: float = 300.0,
+    ) -> None:
         self._moderator = moderator
         self._max_batch_items = max_batch_items
         self._stream_window = stream_window
+        self._stream_idle_s = stream_idle_s
         self._screener = _Screener(moderator)
 
     def _content(self, request: pb.ModerateRequest) -> Content:
@@ -125,6 +141,7 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
 
     async def Moderate(self, request: pb.ModerateRequest, context: Context) -> pb.ModerateResponse:
         """Judge one item."""
+        charge(current_client.get(), 1)
         content = self._content(request)
         result = await self._moderator.moderate(content, deadline=_deadline(context))
         return convert.to_response(result)
@@ -138,6 +155,7 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
             raise InvalidRequest("items", "must hold at least one item")
         if count > self._max_batch_items:
             raise BatchTooLarge("items", f"has {count} items; the limit is {self._max_batch_items}")
+        charge(current_client.get(), count)
         contents = []
         for index, item in enumerate(request.items):
             try:
@@ -168,6 +186,8 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
         answers: asyncio.Queue[pb.ModerateResponse | _End] = asyncio.Queue()
         tasks: set[asyncio.Task[None]] = set()
         unscreened = 0  # items with the screener, not yet back
+        last_read = 0.0  # loop time of the last request read
+        unanswered = 0  # items read and not yet answered
         all_back: asyncio.Future[None] | None = None
         closed = False
 
@@ -209,11 +229,20 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
                 all_back.set_result(None)
 
         async def read() -> None:
-            nonlocal unscreened, all_back
+            nonlocal unscreened, all_back, last_read, unanswered
             error: BaseException | None = None
+            client = current_client.get()
+            bucket = client.bucket if client is not None else None
             try:
                 while (request := await context.read()) is not grpc.aio.EOF:
+                    if bucket is not None and (wait := bucket.reserve()) > 0:
+                        await asyncio.sleep(wait)  # the client's rate paces its stream
                     await slots.acquire()  # backpressure: no more than the window unwritten
+                    last_read = loop.time()
+                    unanswered += 1
+                    if isinstance(request, MalformedRequest):
+                        answers.put_nowait(_failed(request, request.error))
+                        continue
                     try:
                         content = self._content(request)
                     except Exception as item_error:
@@ -234,15 +263,36 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
             finally:
                 answers.put_nowait(_End(error))
 
+        async def watch_idle() -> None:
+            """End the stream once it sent nothing for the idle time and nothing is pending."""
+            idle = self._stream_idle_s
+            while True:
+                await asyncio.sleep(max(0.0, last_read + idle - loop.time()) or idle / 4)
+                if unanswered == 0 and loop.time() - last_read >= idle:
+                    answers.put_nowait(
+                        _End(
+                            StreamIdle(
+                                f"the stream sent nothing for {idle:g} s and was closed; "
+                                "open a new one when there is more to send"
+                            )
+                        )
+                    )
+                    reader.cancel()
+                    return
+
+        last_read = loop.time()
         reader = asyncio.create_task(read())
+        watchdog = asyncio.create_task(watch_idle())
         try:
             while not isinstance(answer := await answers.get(), _End):
                 await context.write(answer)
+                unanswered -= 1
                 slots.release()
             if answer.error is not None:
                 raise answer.error
         finally:
             closed = True
+            watchdog.cancel()
             reader.cancel()
             for task in list(tasks):
                 task.cancel()
