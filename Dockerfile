@@ -15,6 +15,9 @@ RUN /opt/venv/bin/pip install . && /opt/venv/bin/python -m compileall -q /opt/ve
 FROM python:3.11-slim-bookworm
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
+# Metrics listen on the container's loopback only: to scrape from outside, set
+# MODERATION_METRICS_HOST=0.0.0.0 together with MODERATION_METRICS_TOKEN (and TLS files), and
+# publish 9464 on a private network only.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     MODERATION_HOST=0.0.0.0 \
@@ -23,7 +26,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     MODERATION_DRAIN_SECONDS=5 \
     MODERATION_GRACE_SECONDS=20
 USER app
-EXPOSE 50051 9464
+EXPOSE 50051
+# Speaks TLS (and mTLS) by itself when the MODERATION_TLS_* files are set.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["moderation", "health", "--timeout", "2"]
 STOPSIGNAL SIGTERM

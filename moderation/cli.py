@@ -3,7 +3,7 @@
     moderation serve [--host H] [--port 50051]
     moderation check [--jurisdiction J] [--no-llm] TEXT...
     moderation policies [--json]
-    moderation health [--address HOST:PORT]
+    moderation health [--address HOST:PORT] [--tls] [--ca F] [--cert F --key F]
     moderation batch --input PATH --output PATH [--jurisdiction J] [--no-llm] [--concurrency N]
     moderation eval --dataset PATH [--text-col C --label-col L] [--jurisdiction J]
 
@@ -15,10 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+
+import structlog
 
 from moderation import __version__
 from moderation.batch import BatchOptions, Progress, Summary, compare, open_source, run_batch
@@ -27,13 +30,15 @@ from moderation.domain import Content, EscalationMode
 from moderation.errors import ConfigError, InvalidRequest
 from moderation.evaluate import DatasetError, evaluate, render
 from moderation.log import configure
-from moderation.metrics import Metrics
+from moderation.metrics import Metrics, MetricsAccess
 from moderation.policy import load_policies
 from moderation.rpc import convert
 from moderation.rpc.access import Gate, load_clients
-from moderation.rpc.server import ServerOptions, probe, serve
+from moderation.rpc.server import LOOPBACK, ProbeTls, ServerOptions, probe, serve
 from moderation.settings import Settings
 from moderation.v1 import moderation_pb2 as pb
+
+log = structlog.get_logger("moderation.cli")
 
 
 def _server_options(settings: Settings, host: str | None, port: int | None) -> ServerOptions:
@@ -77,12 +82,25 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     )
     if metrics is not None:
         metrics.watch(moderator.escalator)
+        access = MetricsAccess(
+            token=settings.metrics_token.get_secret_value(),
+            cert_file=settings.tls_cert_file,
+            key_file=settings.tls_key_file,
+            client_ca_file=settings.tls_client_ca_file,
+        )
         try:
-            metrics.serve(options.host, settings.metrics_port)
-        except OSError as exc:
+            metrics.serve(settings.metrics_host, settings.metrics_port, access)
+        except (OSError, ssl.SSLError) as exc:
             raise ConfigError(
-                f"MODERATION_METRICS_PORT: cannot listen on {settings.metrics_port}: {exc.strerror}"
+                f"MODERATION_METRICS_PORT: cannot serve metrics on "
+                f"{settings.metrics_host}:{settings.metrics_port}: {exc.strerror or exc}"
             ) from exc
+        if not access.protected and settings.metrics_host not in LOOPBACK:
+            log.warning(
+                "metrics.unprotected",
+                reason="metrics listen beyond loopback without a token or client certificates; "
+                "set MODERATION_METRICS_TOKEN",
+            )
 
     async def run() -> None:
         try:
@@ -149,9 +167,33 @@ def _cmd_policies(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _probe_tls(settings: Settings, args: argparse.Namespace) -> ProbeTls | None:
+    """TLS for ``health``: from its flags, else as the server in this environment serves.
+
+    Beside a TLS server (its MODERATION_TLS_* set, as in the container) the probe speaks TLS
+    and, under mTLS, presents MODERATION_HEALTH_TLS_CERT_FILE/KEY_FILE, or else the server's
+    own certificate (which works when one CA issues both).
+    """
+    server_tls = settings.tls_cert_file is not None
+    if not (args.tls or args.ca or args.cert or server_tls):
+        return None
+    cert, key = args.cert, args.key
+    if cert is None and settings.tls_client_ca_file is not None:
+        cert = settings.health_tls_cert_file or settings.tls_cert_file
+        key = settings.health_tls_key_file or settings.tls_key_file
+    if (cert is None) != (key is None):
+        raise ConfigError("health: give both --cert and --key, or neither")
+    return ProbeTls(
+        ca=_read(args.ca, "--ca"),
+        cert=_read(cert, "--cert"),
+        key=_read(key, "--key"),
+        server_name=args.server_name,
+    )
+
+
 def _cmd_health(settings: Settings, args: argparse.Namespace) -> int:
     address = args.address or f"127.0.0.1:{settings.port}"
-    serving = asyncio.run(probe(address, wait_s=args.timeout))
+    serving = asyncio.run(probe(address, wait_s=args.timeout, tls=_probe_tls(settings, args)))
     print("SERVING" if serving else "NOT_SERVING")
     return 0 if serving else 1
 
@@ -317,6 +359,13 @@ def parser() -> argparse.ArgumentParser:
     health = commands.add_parser("health", help="ask a server's grpc.health.v1; exit 0 if SERVING")
     health.add_argument("--address", help="host:port (default 127.0.0.1:MODERATION_PORT)")
     health.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+    health.add_argument(
+        "--tls", action="store_true", help="speak TLS (on by itself beside a TLS server)"
+    )
+    health.add_argument("--ca", type=Path, help="PEM roots to trust (default: the server's own)")
+    health.add_argument("--cert", type=Path, help="PEM client certificate, for mTLS")
+    health.add_argument("--key", type=Path, help="PEM key of --cert")
+    health.add_argument("--server-name", help="name to expect (default: the certificate's)")
     health.set_defaults(run=_cmd_health)
     return root
 

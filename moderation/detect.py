@@ -143,29 +143,34 @@ class LexiconDetector:
                 True,  # ambiguous: a group word is for the model
             )
 
-        hostile.sort(key=lambda h: h[0])
-        starts = [s for s, _, _ in hostile]
-        reach = GROUP_WINDOW + max((e - s for s, e, _ in hostile), default=0)
+        # Past a few hostile spans, only those starting within reach of a group word can be
+        # near it: found by bisection over their starts.
+        few = len(hostile) <= 16
+        if not few:
+            hostile.sort(key=lambda h: h[0])
+            starts = [s for s, _, _ in hostile]
+            reach = GROUP_WINDOW + max(e - s for s, e, _ in hostile)
         out: list[Finding] = []
-        told: set[tuple[int, object]] = set()  # (id of hostile hit, category) already given
         for group in groups:
             start, end = text.span(group.start, group.end)
-            # Only hostile spans starting within reach can be near: found by bisection.
-            lo = bisect.bisect_left(starts, start - reach)
-            hi = bisect.bisect_right(starts, end + GROUP_WINDOW)
+            candidates = (
+                hostile
+                if few
+                else hostile[
+                    bisect.bisect_left(starts, start - reach) : bisect.bisect_right(
+                        starts, end + GROUP_WINDOW
+                    )
+                ]
+            )
             near = [
                 hit
-                for s, e, hit in hostile[lo:hi]
+                for s, e, hit in candidates
                 if max(s - end, start - e) <= GROUP_WINDOW  # the gap between the two spans
             ]
             if not near:
                 continue
             out.append(finding(group, group))
-            category = group.entry.category
-            for hit in near:
-                if hit is not None and (id(hit), category) not in told:
-                    told.add((id(hit), category))
-                    out.append(finding(hit, group))
+            out.extend(finding(hit, group) for hit in near if hit is not None)
         return out
 
 
@@ -309,11 +314,11 @@ _SEP = r"[\s\-.·/]?"
 _DIGITS_HINT = re.compile(r"[0-9](?:[\s\-.·/]?[0-9]){6}")
 #: A digit written as itself or as a Chinese numeral.
 _ANY_DIGIT = f"[0-9{CHINESE_DIGITS}]"
-#: A mobile number's first two digits with at least one written as a Chinese numeral, then
-#: five more digits: the least a phone number spelled in characters needs.
+#: A mobile number's first two digits (written as digits or numerals), then five more: the
+#: least a phone number spelled in Chinese numerals needs. One character class first, so the
+#: search skips ahead fast.
 _CN_PHONE_HINT = re.compile(
-    rf"(?:[一幺壹][0-9三四五六七八九叁肆伍陆柒捌玖]|1[三四五六七八九叁肆伍陆柒捌玖])"
-    rf"(?:{_SEP}{_ANY_DIGIT}){{5}}"
+    rf"[一幺壹1][0-9三四五六七八九叁肆伍陆柒捌玖](?:{_SEP}{_ANY_DIGIT}){{5}}"
 )
 #: Contact handles that divert traffic off the platform.
 _HANDLES = (
@@ -451,11 +456,17 @@ def patterns_might_match(text: str) -> bool:
         "://" in text or "www." in text or _DOT_WORD.search(text)
     ):
         return True
-    if not classes & _scan.DIGIT:
-        return bool(_CN_PHONE_HINT.search(text))
-    return bool(
-        _DIGITS_HINT.search(text) or _HANDLE_WORD.search(text) or _CN_PHONE_HINT.search(text)
-    )
+    if classes & _scan.DIGIT and (_DIGITS_HINT.search(text) or _HANDLE_WORD.search(text)):
+        return True
+    return _might_spell_a_phone(text)
+
+
+def _might_spell_a_phone(text: str) -> bool:
+    """False when ``text`` cannot hold a mobile number spelled with Chinese numerals."""
+    # Substring tests first: far cheaper than the search, and most texts have no 一幺壹.
+    if "一" not in text and "幺" not in text and "壹" not in text and "1" not in text:
+        return False
+    return bool(_CN_PHONE_HINT.search(text))
 
 
 class _Taken:

@@ -34,7 +34,7 @@ import hashlib
 import itertools
 import re
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -337,7 +337,6 @@ class Lexicon:
         ]
         contexts = sorted({c for e in self.entries for c in e.allow})
         self._contexts = _Automaton({c: [] for c in contexts})
-        self._max_context = max(map(len, contexts), default=0)
         # For each context (by automaton index): where each entry it allows stands inside it.
         self._allows: list[tuple[tuple[int, int, int], ...]] = [
             tuple(
@@ -395,13 +394,12 @@ class Lexicon:
 
         The work is bounded for any text: at most ``MAX_HITS_PER_ENTRY`` hits of one entry are
         kept (more would add evidence, not signal), and at most ``MAX_WORD_CHECKS`` dictionary
-        look-ups are made (see ``_WordChecks``). Allow contexts are looked up by position.
+        look-ups are made (see ``_TextChecks``). Allow contexts are looked up by position.
         """
         norm = text.text
         hits: list[Hit] = []
-        allowed = self._allowed_in(norm) if self._max_context else None
         kept: dict[int, int] = {}  # id(entry) -> hits kept
-        checks = _WordChecks(norm)
+        checks = _TextChecks(norm, self._allowed_in)
         characters = self._characters
         payloads, latin = characters.payloads, self._latin_pattern
         full: set[int] = set()  # patterns whose every entry has its hits
@@ -417,7 +415,7 @@ class Lexicon:
                 if kept.get(key, 0) >= MAX_HITS_PER_ENTRY:
                     continue
                 live = True
-                if allowed and entry.allow and (start, end, key) in allowed:
+                if entry.allow and checks.allowed(start, end, key):
                     continue
                 # An ambiguous term inside a longer ordinary word (大麻 in 大麻烦) is that word.
                 if entry.ambiguous and variant is None:
@@ -432,14 +430,14 @@ class Lexicon:
         view = self._phonetics.view(norm)
         matches = self._sounds.find_raw(view.codes)
         if matches:
-            hits.extend(self._sound_hits(norm, view, matches, hits, allowed, kept, checks))
+            hits.extend(self._sound_hits(norm, view, matches, hits, kept, checks))
         return hits
 
-    def _allowed_in(self, norm: str) -> set[tuple[int, int, int]] | None:
+    def _allowed_in(self, norm: str) -> set[tuple[int, int, int]]:
         """Where entries stand inside their allow contexts in ``norm``: (start, end, id)."""
         found = self._contexts.find_raw(norm)
         if not found:
-            return None
+            return set()
         allows = self._allows
         return {(s + offset, s + stop, key) for s, _, i in found for offset, stop, key in allows[i]}
 
@@ -449,9 +447,8 @@ class Lexicon:
         view: PhoneticView,
         matches: list[tuple[int, int, int]],
         found: list[Hit],
-        allowed: set[tuple[int, int, int]] | None,
         kept: dict[int, int],
-        checks: _WordChecks,
+        checks: _TextChecks,
     ) -> list[Hit]:
         seen: set[tuple[int, int, str]] | None = None  # built when first needed
         out = []
@@ -484,7 +481,7 @@ class Lexicon:
                     continue
                 if (n_start, n_end, entry.rule) in seen:
                     continue
-                if allowed and entry.allow and (n_start, n_end, id(entry)) in allowed:
+                if entry.allow and checks.allowed(n_start, n_end, id(entry)):
                     continue
                 if variant is Variant.HOMOPHONE and checks.is_ordinary(
                     n_start, n_end, entry.term, self._terms
@@ -504,8 +501,9 @@ def _offsets(text: str, term: str) -> list[int]:
     return found
 
 
-class _WordChecks:
-    """Dictionary-word checks of one text: remembered by their window, bounded in number.
+class _TextChecks:
+    """The checks of one text's hits: allow contexts, found once the first hit asks, and
+    dictionary words, remembered by their window and bounded in number.
 
     A text that repeats a candidate (草稿 ten thousand times) asks the dictionary once per
     distinct window, and past ``MAX_WORD_CHECKS`` checks every further candidate is taken as
@@ -514,12 +512,20 @@ class _WordChecks:
     hit, its entry soon has its ``MAX_HITS_PER_ENTRY``, and later matches cost a set look-up.)
     """
 
-    __slots__ = ("_left", "_memo", "_text")
+    __slots__ = ("_allowed", "_find_allowed", "_left", "_memo", "_text")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, find_allowed: Callable[[str], set[tuple[int, int, int]]]) -> None:
         self._text = text
+        self._find_allowed = find_allowed
+        self._allowed: set[tuple[int, int, int]] | None = None
         self._memo: dict[object, bool] = {}
         self._left = MAX_WORD_CHECKS
+
+    def allowed(self, start: int, end: int, entry_id: int) -> bool:
+        """True when an allow context of the entry holds ``[start, end)``."""
+        if self._allowed is None:
+            self._allowed = self._find_allowed(self._text)
+        return (start, end, entry_id) in self._allowed
 
     def _window(self, start: int, end: int) -> tuple[str, int]:
         lo = max(0, start - WORD_WINDOW)

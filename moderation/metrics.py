@@ -1,5 +1,7 @@
 """Prometheus metrics on their own port: RPCs, decisions, escalations, the model, the cache.
 
+The endpoint listens on loopback unless told otherwise; beyond loopback it can ask for a bearer
+token and speak TLS (the gRPC server's own certificate, and its client CA for mTLS).
 RPC metrics follow the go-grpc-prometheus names (``grpc_server_started_total``,
 ``grpc_server_handled_total``, ``grpc_server_handling_seconds``). Decision metrics are fed by
 the ``Moderator``'s result hook; model, breaker and cache figures are read from the escalator
@@ -8,10 +10,17 @@ at scrape time. Each ``Metrics`` has its own registry (tests build several).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hmac
+import socketserver
+import ssl
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -159,6 +168,71 @@ class Metrics:
         if result.escalation.latency_s and result.escalation.status.name != "CACHED":
             self.model_latency.observe(result.escalation.latency_s)
 
-    def serve(self, host: str, port: int) -> None:
-        """Serve ``/metrics`` on ``host:port`` from a daemon thread."""
-        start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, host: str, port: int, access: MetricsAccess | None = None) -> int:
+        """Serve ``/metrics`` on ``host:port`` from a daemon thread; returns the port.
+
+        With ``access``, a scrape must carry ``Authorization: Bearer <token>`` (else 401),
+        and the endpoint speaks TLS (mTLS with a client CA).
+        """
+        access = access or MetricsAccess()
+        app = _guarded(make_wsgi_app(self.registry), access.token)
+        server = make_server(host, port, app, _ThreadingServer, handler_class=_QuietHandler)
+        if access.cert_file is not None and access.key_file is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(access.cert_file, access.key_file)
+            if access.client_ca_file is not None:
+                context.load_verify_locations(access.client_ca_file)
+                context.verify_mode = ssl.CERT_REQUIRED
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+        return int(server.server_address[1])
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsAccess:
+    """Who may scrape: a bearer token, and TLS files (from settings)."""
+
+    token: str = ""
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None
+
+    @property
+    def protected(self) -> bool:
+        """True when a scrape needs a token or a TLS client certificate."""
+        return bool(self.token) or self.client_ca_file is not None
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _guarded(app: WsgiApp, token: str) -> WsgiApp:
+    """``app`` behind a bearer token (compared in constant time); no token: ``app`` itself."""
+    if not token:
+        return app
+    expected = f"Bearer {token}".encode()
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        presented = str(environ.get("HTTP_AUTHORIZATION", "")).encode()
+        if not hmac.compare_digest(presented, expected):
+            start_response(
+                "401 Unauthorized",
+                [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Bearer realm="metrics"')],
+            )
+            return [b"send the metrics token as 'Authorization: Bearer <token>'\n"]
+        return app(environ, start_response)
+
+    return guarded
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    """One thread a scrape, so a slow scraper holds up no other."""
+
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access lines on stderr (the service logs JSON only)."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # the base's name
+        """Say nothing."""

@@ -99,8 +99,16 @@ class Settings(BaseSettings):
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None
     """PEM CA bundle; when set, clients must present a certificate it signed (mTLS)."""
+    health_tls_cert_file: Path | None = None
+    """Client certificate ``moderation health`` presents to an mTLS server (default: the
+    server's own)."""
+    health_tls_key_file: Path | None = None
     metrics_port: int = Field(default=0, ge=0, le=65535)
-    """Port of the Prometheus /metrics endpoint on the same host; 0 turns it off."""
+    """Port of the Prometheus /metrics endpoint; 0 turns it off."""
+    metrics_host: str = "127.0.0.1"
+    """Address of the /metrics endpoint: loopback unless opened on purpose."""
+    metrics_token: SecretStr = SecretStr("")
+    """When set, a scrape must send ``Authorization: Bearer <token>``."""
 
     policy_dir: Path | None = None
     """Directory of policy files replacing the embedded ones (for operators)."""

@@ -196,6 +196,45 @@ async def batch_with_model(count: int, in_flight: int, port: int, folder: Path) 
     return summary.items / summary.seconds
 
 
+#: 20,000-character texts built to be expensive to screen, one unit repeated (issue: a
+#: hostile client), against ordinary text of the same length.
+WORST_CASES = {
+    "group and negative words (河南人骗子)": "河南人骗子",
+    "an insult (傻逼)": "傻逼",
+    "a term in its allow context (草地)": "草地",
+    "pinyin initials (nmsl)": "nmsl ",
+    "phone numbers": "13812345678 ",
+    "a homophone that is an ordinary word (学习)": "学习",
+}
+WORST_CHARS = 20_000
+
+
+def worst_cases(moderator: Moderator) -> list[str]:
+    """Rows: ms to screen each expensive text (best of 5), and its ratio to ordinary text."""
+
+    def best_ms(text: str) -> float:
+        content = Content(text=text, escalation=EscalationMode.NEVER)
+        return min(timeit.repeat(lambda: moderator.screen(content), number=1, repeat=5)) * 1000
+
+    ordinary = ("".join(CLEAN) * (WORST_CHARS // len("".join(CLEAN)) + 1))[:WORST_CHARS]
+    every_term = "".join(f"{e.term}，" for e in load_prefilter()[1].entries)
+    cases = {
+        **{
+            name: (unit * (WORST_CHARS // len(unit) + 1))[:WORST_CHARS]
+            for name, unit in WORST_CASES.items()
+        },
+        "every lexicon term, repeated": (every_term * (WORST_CHARS // len(every_term) + 1))[
+            :WORST_CHARS
+        ],
+    }
+    base = best_ms(ordinary)
+    rows = [f"| ordinary text (the clean messages, repeated) | {base:.2f} | 1.0 |"]
+    for name, text in cases.items():
+        ms = best_ms(text)
+        rows.append(f"| {name} | {ms:.2f} | {ms / base:.1f} |")
+    return rows
+
+
 def main() -> None:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -262,6 +301,11 @@ def main() -> None:
     print("| one message alone, µs (best of 5 × 5,000) | whole | normalize | lexicon | patterns |")
     print("|---|---|---|---|---|")
     for row in per_kind(moderator):
+        print(row)
+    print()
+    print(f"| worst case, {WORST_CHARS:,} characters | ms (best of 5) | × ordinary |")
+    print("|---|---|---|")
+    for row in worst_cases(moderator):
         print(row)
     print()
     print("| batch | items/s | |")

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import shutil
+import ssl
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from moderation.errors import ConfigError
-from moderation.metrics import Metrics
+from moderation.metrics import Metrics, MetricsAccess
 from moderation.pipeline import Moderator
 from moderation.rpc.access import Gate, load_clients
 from moderation.rpc.server import ServerOptions, Service, start
@@ -209,8 +213,8 @@ def test_bad_key_configuration_is_refused(tmp_path: Path, body: str, env: str, s
         load_clients(path, env)
 
 
-def _certificates(folder: Path) -> dict[str, bytes]:
-    """A throwaway CA, a server certificate for localhost and a client certificate."""
+def _certificates(folder: Path, san: str = "DNS:localhost,IP:127.0.0.1") -> dict[str, bytes]:
+    """A throwaway CA, a server certificate for ``san`` (localhost) and a client certificate."""
 
     def run(*args: str) -> None:
         openssl = shutil.which("openssl")
@@ -232,7 +236,7 @@ def _certificates(folder: Path) -> dict[str, bytes]:
         "-subj",
         "/CN=test-ca",
     )
-    (folder / "san.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    (folder / "san.cnf").write_text(f"subjectAltName={san}\n")
     for name in ("server", "client"):
         run(
             "req",
@@ -385,3 +389,81 @@ async def test_idle_streams_cannot_lock_out_probes_or_other_calls(
         assert await call.code() is grpc.StatusCode.UNAVAILABLE
         assert "sent nothing" in (await call.details())
     assert (await stub.Moderate(pb.ModerateRequest(text="你好"))).decision == pb.DECISION_ALLOW
+
+
+def _health(port: int, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``moderation health`` against a local port, as the container's HEALTHCHECK runs it."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODERATION_")}
+    return subprocess.run(
+        [sys.executable, "-m", "moderation", "health", "--address", f"127.0.0.1:{port}", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**clean, **env},
+    )
+
+
+async def test_health_probes_tls_and_mtls_servers(secured: Any, tmp_path: Path) -> None:
+    """Beside a TLS or mTLS server (its files in the environment) ``moderation health`` speaks
+    TLS by itself, even for a certificate issued to another name than 127.0.0.1; plaintext
+    against TLS fails; explicit --ca/--cert/--key work too."""
+    pem = _certificates(tmp_path, san="DNS:moderation.internal")
+    files = {name: tmp_path / name for name in pem}
+    tls = await secured(Gate(()), tls_cert=pem["server.pem"], tls_key=pem["server.key"])
+    mtls = await secured(
+        Gate(()), tls_cert=pem["server.pem"], tls_key=pem["server.key"], tls_client_ca=pem["ca.pem"]
+    )
+    server_env = {
+        "MODERATION_TLS_CERT_FILE": str(files["server.pem"]),
+        "MODERATION_TLS_KEY_FILE": str(files["server.key"]),
+    }
+    checks = await asyncio.gather(
+        asyncio.to_thread(_health, tls.port, **server_env),
+        asyncio.to_thread(
+            _health,
+            mtls.port,
+            **server_env,
+            MODERATION_TLS_CLIENT_CA_FILE=str(files["ca.pem"]),
+        ),
+        asyncio.to_thread(
+            _health,
+            mtls.port,
+            "--ca",
+            str(files["ca.pem"]),
+            "--cert",
+            str(files["client.pem"]),
+            "--key",
+            str(files["client.key"]),
+        ),
+        asyncio.to_thread(_health, tls.port),
+        asyncio.to_thread(_health, mtls.port, "--ca", str(files["ca.pem"])),
+    )
+    assert [c.returncode for c in checks] == [0, 0, 0, 1, 1], [c.stderr[-300:] for c in checks]
+    assert checks[0].stdout.strip() == "SERVING"
+
+
+async def test_metrics_endpoint_can_require_a_token_and_tls(tmp_path: Path) -> None:
+    """With a token, a scrape without it is 401; with TLS files, /metrics speaks HTTPS."""
+    pem = _certificates(tmp_path)
+    metrics = Metrics()
+    plain_port = metrics.serve("127.0.0.1", 0, MetricsAccess(token="scrape-token"))
+    tls_port = metrics.serve(
+        "127.0.0.1",
+        0,
+        MetricsAccess(cert_file=tmp_path / "server.pem", key_file=tmp_path / "server.key"),
+    )
+    async with httpx.AsyncClient() as client:
+        refused = await client.get(f"http://127.0.0.1:{plain_port}/metrics")
+        allowed = await client.get(
+            f"http://127.0.0.1:{plain_port}/metrics",
+            headers={"authorization": "Bearer scrape-token"},
+        )
+    assert refused.status_code == 401
+    assert "grpc_server_handled_total" not in refused.text
+    assert allowed.status_code == 200
+    assert "grpc_server_started_total" in allowed.text or "# HELP" in allowed.text
+    context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    async with httpx.AsyncClient(verify=context) as client:
+        secure = await client.get(f"https://localhost:{tls_port}/metrics")
+    assert secure.status_code == 200

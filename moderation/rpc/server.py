@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import structlog
@@ -27,6 +30,8 @@ from moderation.v1 import moderation_pb2_grpc as pb_grpc
 
 log = structlog.get_logger("moderation.server")
 
+#: Addresses that only this machine reaches.
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 #: On stop, how long new calls are refused UNAVAILABLE before gRPC stops taking them.
 REFUSE_SECONDS = 0.25
 
@@ -168,16 +173,88 @@ async def start(
         lexicon_version=moderator.lexicon_version,
         model=moderator.escalator.model if moderator.escalator else None,
     )
-    if not gate.enabled and options.host not in ("127.0.0.1", "localhost", "::1"):
+    if not gate.enabled and options.host not in LOOPBACK:
         log.warning("server.unauthenticated", reason="listening beyond loopback without API keys")
-    if options.tls_cert is None and options.host not in ("127.0.0.1", "localhost", "::1"):
+    if options.tls_cert is None and options.host not in LOOPBACK:
         log.warning("server.plaintext", reason="listening beyond loopback without TLS")
     return Service(server, health_servicer, port, options, admission)
 
 
-async def probe(address: str, wait_s: float = 2.0) -> bool:
-    """True when the server at ``address`` answers grpc.health.v1 Check with SERVING."""
-    async with grpc.aio.insecure_channel(address) as channel:
+@dataclass(frozen=True, slots=True)
+class ProbeTls:
+    """How ``probe`` speaks TLS: whom it trusts, and the certificate it presents (mTLS)."""
+
+    ca: bytes | None = None
+    """PEM roots; None: trust the certificate the server presents (a liveness probe of a
+    server one runs oneself checks that it answers, not who it is)."""
+    cert: bytes | None = None
+    key: bytes | None = None
+    server_name: str | None = None
+    """The name to expect in the certificate; None: the first name the certificate holds."""
+
+
+def _client_context(tls: ProbeTls, roots: bytes | None) -> ssl.SSLContext:
+    """A client TLS context: checks the server against ``roots`` (None: checks nothing) and
+    presents ``tls``'s certificate, if any."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    if roots is None:
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context.load_verify_locations(cadata=roots.decode())
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a pinned leaf is its own anchor
+    context.set_alpn_protocols(["h2"])
+    if tls.cert is not None and tls.key is not None:
+        with tempfile.TemporaryDirectory() as folder:  # ssl loads a chain from files only
+            cert, key = Path(folder, "cert.pem"), Path(folder, "key.pem")
+            cert.write_bytes(tls.cert)
+            key.write_bytes(tls.key)
+            context.load_cert_chain(cert, key)
+    return context
+
+
+async def _handshake(
+    host: str, port: int, tls: ProbeTls, roots: bytes | None, wait_s: float
+) -> tuple[bytes, list[str]]:
+    """One TLS handshake with the server: its certificate (PEM) and, when checked against
+    ``roots``, the DNS names and addresses it holds (None: nothing checked, no names)."""
+    context = _client_context(tls, roots)
+    _, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=context), wait_s)
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        peer = writer.get_extra_info("peercert") or {}
+    finally:
+        writer.close()
+    names = [str(v) for kind, v in peer.get("subjectAltName", ()) if kind in ("DNS", "IP Address")]
+    return ssl.DER_cert_to_PEM_cert(der).encode(), names
+
+
+async def probe(address: str, wait_s: float = 2.0, tls: ProbeTls | None = None) -> bool:
+    """True when the server at ``address`` answers grpc.health.v1 Check with SERVING.
+
+    With ``tls``, over TLS (and mTLS when it holds a certificate); the name checked is the
+    one the server's certificate holds, so a probe of 127.0.0.1 works with a certificate
+    issued for the service's DNS name.
+    """
+    try:
+        if tls is None:
+            channel = grpc.aio.insecure_channel(address)
+        else:
+            host, _, port = address.rpartition(":")
+            host = host.strip("[]")
+            roots = tls.ca or (await _handshake(host, int(port), tls, None, wait_s))[0]
+            name = tls.server_name
+            if name is None:
+                _, names = await _handshake(host, int(port), tls, roots, wait_s)
+                name = host if host in names or not names else names[0]
+            channel = grpc.aio.secure_channel(
+                address,
+                grpc.ssl_channel_credentials(roots, tls.key, tls.cert),
+                options=[("grpc.ssl_target_name_override", name)],
+            )
+    except (OSError, ssl.SSLError, TimeoutError, ValueError):
+        return False
+    async with channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=wait_s
