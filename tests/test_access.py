@@ -30,6 +30,7 @@ from moderation.v1 import moderation_pb2_grpc as pb_grpc
 
 KEY_A = "key-a-0123456789abcdef"
 KEY_B = "key-b-0123456789abcdef"
+SCRAPE_TOKEN = "scrape-token-0123456789"  # noqa: S105  # a test's own token
 
 
 def keys_file(tmp_path: Path, body: str) -> Path:
@@ -320,6 +321,12 @@ async def test_metrics_count_rpcs_by_status_and_decisions(
         "grpc_service": "moderation.v1.ModerationService",
         "grpc_method": "Moderate",
     }
+    # An aborted call's status reaches the client before the server's handler has unwound
+    # and counted it: give it a moment.
+    for _ in range(100):
+        if value("grpc_server_handling_seconds_count", labels) == 3:
+            break
+        await asyncio.sleep(0.02)
     assert value("grpc_server_started_total", labels) == 3
     assert value("grpc_server_handled_total", {**labels, "grpc_code": "OK"}) == 2
     assert value("grpc_server_handled_total", {**labels, "grpc_code": "INVALID_ARGUMENT"}) == 1
@@ -445,9 +452,9 @@ async def test_health_probes_tls_and_mtls_servers(secured: Any, tmp_path: Path) 
 
 async def test_metrics_endpoint_can_require_a_token_and_tls(tmp_path: Path) -> None:
     """With a token, a scrape without it is 401; with TLS files, /metrics speaks HTTPS."""
-    pem = _certificates(tmp_path)
+    _certificates(tmp_path)
     metrics = Metrics()
-    plain_port = metrics.serve("127.0.0.1", 0, MetricsAccess(token="scrape-token"))
+    plain_port = metrics.serve("127.0.0.1", 0, MetricsAccess(token=SCRAPE_TOKEN))
     tls_port = metrics.serve(
         "127.0.0.1",
         0,
@@ -457,7 +464,7 @@ async def test_metrics_endpoint_can_require_a_token_and_tls(tmp_path: Path) -> N
         refused = await client.get(f"http://127.0.0.1:{plain_port}/metrics")
         allowed = await client.get(
             f"http://127.0.0.1:{plain_port}/metrics",
-            headers={"authorization": "Bearer scrape-token"},
+            headers={"authorization": f"Bearer {SCRAPE_TOKEN}"},
         )
     assert refused.status_code == 401
     assert "grpc_server_handled_total" not in refused.text
