@@ -108,12 +108,11 @@ def _row_from_mapping(
     if not isinstance(text, str):
         problem = f"missing {text_key!r}" if text is None else f"{text_key!r} is not a string"
         return Row(position, line, content_id, None, "", problem)
-    if _has_surrogate(text):
-        return Row(position, line, content_id, None, "", f"{text_key!r} is not valid UTF-8")
     if not isinstance(jurisdiction, str):
         return Row(position, line, content_id, None, "", f"{jur_key!r} is not a string")
-    if _has_surrogate(jurisdiction):
-        return Row(position, line, content_id, None, "", f"{jur_key!r} is not valid UTF-8")
+    for key, value in ((text_key, text), (jur_key, jurisdiction)):
+        if _has_surrogate(value):
+            return Row(position, line, content_id, None, "", f"{key!r} is not valid UTF-8")
     return Row(position, line, content_id, text, jurisdiction.strip().upper())
 
 

@@ -185,36 +185,49 @@ def _without_subsumed(findings: list[Finding]) -> list[Finding]:
 
     Hits on one span for one category (煞笔 matching 傻逼, 沙比 and 煞笔) keep the surest.
     Findings are taken in rank order (``_rank``); one is kept unless a kept one of its category
-    covers it and is at least as severe, or stands on the same span. Past a few findings the
-    covering one is found through a prefix-maximum tree per category and severity, so a text
-    with thousands of hits costs n log n, not n squared.
+    covers it and is at least as severe, or stands on the same span.
     """
     if len(findings) < 2:
         return findings
     ranked = sorted(findings, key=_rank)
-    if len(ranked) <= _FEW:
-        kept: list[Finding] = []
-        for finding in ranked:
-            e = finding.evidence
-            for k in kept:
-                if (
-                    k.category is finding.category
-                    and k.evidence.start <= e.start
-                    and e.end <= k.evidence.end
-                    and (
-                        k.severity >= finding.severity
-                        or (k.evidence.start == e.start and k.evidence.end == e.end)
-                    )
-                ):
-                    break
-            else:
-                kept.append(finding)
-        return kept
+    return kept_pairwise(ranked) if len(ranked) <= _FEW else kept_by_trees(ranked)
+
+
+#: Up to this many findings the pairwise check is the faster (measured: 2 findings 1.5 µs
+#: against 5.9, 24 findings 35 against 61, 40 findings 92 against 97).
+_FEW = 40
+
+
+def kept_pairwise(ranked: list[Finding]) -> list[Finding]:
+    """``_without_subsumed`` of findings in rank order, each asked of every kept one."""
+    kept: list[Finding] = []
+    for finding in ranked:
+        e = finding.evidence
+        for k in kept:
+            if (
+                k.category is finding.category
+                and k.evidence.start <= e.start
+                and e.end <= k.evidence.end
+                and (
+                    k.severity >= finding.severity
+                    or (k.evidence.start == e.start and k.evidence.end == e.end)
+                )
+            ):
+                break
+        else:
+            kept.append(finding)
+    return kept
+
+
+def kept_by_trees(ranked: list[Finding]) -> list[Finding]:
+    """``kept_pairwise`` in n log n, for texts with thousands of hits: the covering kept
+    finding is asked of a prefix-maximum tree per (category, severity) that holds, by start,
+    the furthest end of the kept findings at least that severe."""
     starts = sorted({f.evidence.start for f in ranked})
     position = {start: i + 1 for i, start in enumerate(starts)}  # 1-based tree positions
     trees: dict[tuple[object, int], list[int]] = {}
     spans: set[tuple[object, int, int]] = set()
-    out: list[Finding] = []
+    kept: list[Finding] = []
     for finding in ranked:
         e, category = finding.evidence, finding.category
         if (category, e.start, e.end) in spans:
@@ -222,18 +235,14 @@ def _without_subsumed(findings: list[Finding]) -> list[Finding]:
         tree = trees.get((category, finding.severity))
         if tree is not None and _prefix_max(tree, position[e.start]) >= e.end:
             continue
-        out.append(finding)
+        kept.append(finding)
         spans.add((category, e.start, e.end))
         for severity in range(1, finding.severity + 1):  # it covers for these and milder
             tree = trees.get((category, severity))
             if tree is None:
                 tree = trees[category, severity] = [-1] * (len(starts) + 1)
             _raise_to(tree, position[e.start], e.end)
-    return out
-
-
-#: Up to this many findings the plain pairwise check is the faster.
-_FEW = 24
+    return kept
 
 
 def _prefix_max(tree: list[int], i: int) -> int:
@@ -274,11 +283,10 @@ def _luhn(number: str) -> bool:
 
 #: Chinese numerals as digits: what a number spelled in characters is written with.
 CHINESE_DIGITS = "零〇一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖"
-_CN_DIGIT_VALUES = str.maketrans(CHINESE_DIGITS, "0012345678912123456789")
 
 
 def _digits(text: str) -> str:
-    return re.sub(r"[^0-9x]", "", text.lower().translate(_CN_DIGIT_VALUES))
+    return re.sub(r"[^0-9x]", "", text.lower())
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,7 @@ MAX_SPLITS = 16
 WORD_WINDOW = 6
 #: Hits of one entry kept per text: more would repeat the evidence, not add signal.
 MAX_HITS_PER_ENTRY = 8
-#: Distinct dictionary look-ups per text (word boundaries of ambiguous and homophone hits).
+#: Dictionary-word checks per text (word boundaries of ambiguous and homophone hits).
 MAX_WORD_CHECKS = 512
 
 
@@ -262,16 +262,7 @@ class _Automaton:
     def __len__(self) -> int:
         return len(self._patterns)
 
-    def find(self, text: str) -> list[tuple[int, int, list[tuple[Entry, Variant | None]]]]:
-        if self._automaton is None:
-            return []
-        found = self._automaton.find_overlapping(text)
-        if not found:
-            return []
-        payloads = self._payloads
-        return [(s, e, payloads[i]) for s, e, i in found]
-
-    def find_raw(self, text: str) -> list[tuple[int, int, int]]:
+    def find(self, text: str) -> list[tuple[int, int, int]]:
         """Matches as (start, end, pattern index); ``payloads[index]`` is what it carries."""
         if self._automaton is None:
             return []
@@ -403,7 +394,7 @@ class Lexicon:
         characters = self._characters
         payloads, latin = characters.payloads, self._latin_pattern
         full: set[int] = set()  # patterns whose every entry has its hits
-        for start, end, index in characters.find_raw(norm):
+        for start, end, index in characters.find(norm):
             if index in full:
                 continue
             if latin[index] and (_latin_word(norm, start - 1) or _latin_word(norm, end)):
@@ -428,14 +419,14 @@ class Lexicon:
             if not live:
                 full.add(index)
         view = self._phonetics.view(norm)
-        matches = self._sounds.find_raw(view.codes)
+        matches = self._sounds.find(view.codes)
         if matches:
             hits.extend(self._sound_hits(norm, view, matches, hits, kept, checks))
         return hits
 
     def _allowed_in(self, norm: str) -> set[tuple[int, int, int]]:
         """Where entries stand inside their allow contexts in ``norm``: (start, end, id)."""
-        found = self._contexts.find_raw(norm)
+        found = self._contexts.find(norm)
         if not found:
             return set()
         allows = self._allows
@@ -457,10 +448,6 @@ class Lexicon:
         for start, end, index in matches:
             if index in full:
                 continue
-            payload = payloads[index]
-            if all(kept.get(id(entry), 0) >= MAX_HITS_PER_ENTRY for entry, _ in payload):
-                full.add(index)
-                continue
             n_start, n_end = view.span(start, end)
             span = norm[n_start:n_end]
             if span in self._terms:
@@ -476,9 +463,11 @@ class Lexicon:
                 )
             else:
                 variant = Variant.HOMOPHONE
-            for entry, _ in payload:
+            live = False
+            for entry, _ in payloads[index]:
                 if kept.get(id(entry), 0) >= MAX_HITS_PER_ENTRY:
                     continue
+                live = True
                 if (n_start, n_end, entry.rule) in seen:
                     continue
                 if entry.allow and checks.allowed(n_start, n_end, id(entry)):
@@ -489,6 +478,8 @@ class Lexicon:
                     continue
                 kept[id(entry)] = kept.get(id(entry), 0) + 1
                 out.append(Hit(n_start, n_end, entry, variant, inside))
+            if not live:
+                full.add(index)
         return out
 
 
@@ -548,23 +539,12 @@ class _TextChecks:
         if self._left <= 0:
             return False
         self._left -= 1
-        span = self._text[start:end]
-        word = self._memo.get(span)  # is the span itself an ordinary word: asked once a span
-        if word is None:
-            word = self._memo[span] = len(span) > 1 and span not in terms and rjieba.has_word(span)
-        if word:
-            return True
         window, lo = self._window(start, end)
         key = (window, start - lo, end - lo, term)
         known = self._memo.get(key)
         if known is None:
             known = self._memo[key] = is_ordinary(self._text, start, end, term, terms)
         return known
-
-    @property
-    def spent(self) -> int:
-        """Checks made so far."""
-        return MAX_WORD_CHECKS - self._left
 
 
 def embedded_lexicon_dir() -> Traversable:

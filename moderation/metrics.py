@@ -11,17 +11,17 @@ at scrape time. Each ``Metrics`` has its own registry (tests build several).
 from __future__ import annotations
 
 import hmac
-import socketserver
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from moderation.domain import ModerationResult
@@ -176,7 +176,7 @@ class Metrics:
         """
         access = access or MetricsAccess()
         app = _guarded(make_wsgi_app(self.registry), access.token)
-        server = make_server(host, port, app, _ThreadingServer, handler_class=_QuietHandler)
+        server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
         if access.cert_file is not None and access.key_file is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(access.cert_file, access.key_file)
@@ -223,12 +223,6 @@ def _guarded(app: WsgiApp, token: str) -> WsgiApp:
         return app(environ, start_response)
 
     return guarded
-
-
-class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    """One thread a scrape, so a slow scraper holds up no other."""
-
-    daemon_threads = True
 
 
 class _QuietHandler(WSGIRequestHandler):

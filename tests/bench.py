@@ -196,8 +196,8 @@ async def batch_with_model(count: int, in_flight: int, port: int, folder: Path) 
     return summary.items / summary.seconds
 
 
-#: 20,000-character texts built to be expensive to screen, one unit repeated (issue: a
-#: hostile client), against ordinary text of the same length.
+#: 20,000-character texts built to be expensive to screen, one unit repeated (what a
+#: hostile client may send), against ordinary text of the same length.
 WORST_CASES = {
     "group and negative words (河南人骗子)": "河南人骗子",
     "an insult (傻逼)": "傻逼",
@@ -209,6 +209,11 @@ WORST_CASES = {
 WORST_CHARS = 20_000
 
 
+def repeated(unit: str, chars: int = WORST_CHARS) -> str:
+    """``unit`` over and over, cut to ``chars`` characters."""
+    return (unit * (chars // len(unit) + 1))[:chars]
+
+
 def worst_cases(moderator: Moderator) -> list[str]:
     """Rows: ms to screen each expensive text (best of 5), and its ratio to ordinary text."""
 
@@ -216,16 +221,11 @@ def worst_cases(moderator: Moderator) -> list[str]:
         content = Content(text=text, escalation=EscalationMode.NEVER)
         return min(timeit.repeat(lambda: moderator.screen(content), number=1, repeat=5)) * 1000
 
-    ordinary = ("".join(CLEAN) * (WORST_CHARS // len("".join(CLEAN)) + 1))[:WORST_CHARS]
+    ordinary = repeated("".join(CLEAN))
     every_term = "".join(f"{e.term}，" for e in load_prefilter()[1].entries)
     cases = {
-        **{
-            name: (unit * (WORST_CHARS // len(unit) + 1))[:WORST_CHARS]
-            for name, unit in WORST_CASES.items()
-        },
-        "every lexicon term, repeated": (every_term * (WORST_CHARS // len(every_term) + 1))[
-            :WORST_CHARS
-        ],
+        **{name: repeated(unit) for name, unit in WORST_CASES.items()},
+        "every lexicon term, repeated": repeated(every_term),
     }
     base = best_ms(ordinary)
     rows = [f"| ordinary text (the clean messages, repeated) | {base:.2f} | 1.0 |"]

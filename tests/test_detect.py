@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from moderation.detect import LexiconDetector, PatternDetector
-from moderation.domain import Category, Variant
+from moderation.detect import LexiconDetector, PatternDetector, kept_by_trees, kept_pairwise
+from moderation.domain import Category, Evidence, Finding, Severity, Source, Variant
 from moderation.lexicon import load_lexicon
 from moderation.normalize import Normalizer
 from moderation.phonetic import Phonetics
@@ -102,3 +104,39 @@ def test_jurisdiction_scoped_entry(tmp_path: Path) -> None:
 
     assert terms("CN") == {"菠菜平台", "冰毒"}
     assert terms("US") == {"冰毒"}
+
+
+_FINDING = st.builds(
+    lambda category, severity, confidence, start, length, variant: Finding(
+        category,
+        "x",
+        severity,
+        confidence,
+        Source.LEXICON,
+        Evidence(start, start + length, "", "t", variant),
+        "r",
+    ),
+    st.sampled_from([Category.ABUSE, Category.HATE]),
+    st.sampled_from(list(Severity)),
+    st.sampled_from([0.5, 0.6, 0.95]),
+    st.integers(0, 30),
+    st.integers(1, 6),
+    st.sampled_from([Variant.EXACT, Variant.HOMOPHONE]),
+)
+
+
+@given(st.lists(_FINDING, max_size=80))
+def test_subsumption_by_trees_keeps_what_the_pairwise_check_keeps(
+    findings: list[Finding],
+) -> None:
+    """The n log n subsumption used for many hits keeps exactly the pairwise check's findings."""
+    ranked = sorted(
+        findings,
+        key=lambda f: (
+            f.evidence.start - f.evidence.end,
+            -f.confidence,
+            -f.severity,
+            f.evidence.variant is not Variant.EXACT,
+        ),
+    )
+    assert kept_by_trees(ranked) == kept_pairwise(ranked)

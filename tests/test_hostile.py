@@ -19,31 +19,17 @@ from moderation.pipeline import Moderator
 from moderation.rpc.server import ServerOptions, start
 from moderation.v1 import moderation_pb2 as pb
 from moderation.v1 import moderation_pb2_grpc as pb_grpc
+from tests.bench import WORST_CASES, repeated
 
 if TYPE_CHECKING:
     from moderation.v1.moderation_pb2_grpc import ModerationServiceAsyncStub as Stub
 
-LONG = 20_000
-#: Texts whose matches once cost the square of their number (seconds each).
-DENSE = {
-    "group and negative words": "河南人骗子",
-    "an insult": "傻逼",
-    "a term inside its allow context": "草地",
-    "pinyin initials": "nmsl ",
-    "phone numbers": "13812345678 ",
-    "a homophone that is an ordinary word": "学习",
-}
 
-
-def _dense(unit: str) -> str:
-    return (unit * (LONG // len(unit) + 1))[:LONG]
-
-
-@pytest.mark.parametrize("unit", list(DENSE.values()), ids=list(DENSE))
+@pytest.mark.parametrize("unit", list(WORST_CASES.values()), ids=list(WORST_CASES))
 def test_dense_matches_keep_at_most_a_few_spans_per_rule(moderator: Moderator, unit: str) -> None:
     """A text made of one match repeated is judged as its parts are, with bounded evidence."""
     short, _ = moderator.heuristics(Content(text=unit * 3))
-    long, _ = moderator.heuristics(Content(text=_dense(unit)))
+    long, _ = moderator.heuristics(Content(text=repeated(unit)))
     assert {f.rule for f in short.findings} <= {f.rule for f in long.findings}
     per_rule: dict[str, int] = {}
     for finding in long.findings:
@@ -72,7 +58,7 @@ async def test_health_answers_while_a_batch_of_worst_cases_is_screened(
     stub: Stub, channel: grpc.aio.Channel
 ) -> None:
     """Screening a heavy batch runs off the event loop: health checks answer meanwhile."""
-    items = [pb.ModerateRequest(content_id=str(i), text=_dense("河南人骗子")) for i in range(60)]
+    items = [pb.ModerateRequest(content_id=str(i), text=repeated("河南人骗子")) for i in range(60)]
     batch = asyncio.ensure_future(stub.ModerateBatch(pb.ModerateBatchRequest(items=items)))
     health = health_pb2_grpc.HealthStub(channel)
     await asyncio.sleep(0.05)
@@ -91,7 +77,7 @@ async def test_health_answers_while_a_batch_of_worst_cases_is_screened(
 
 async def test_the_callers_deadline_bounds_screening_of_a_heavy_batch(stub: Stub) -> None:
     """A batch that cannot be screened within its deadline ends DEADLINE_EXCEEDED near it."""
-    items = [pb.ModerateRequest(content_id=str(i), text=_dense("傻逼")) for i in range(500)]
+    items = [pb.ModerateRequest(content_id=str(i), text=repeated("傻逼")) for i in range(500)]
     began = time.monotonic()
     with pytest.raises(grpc.aio.AioRpcError) as failure:
         await stub.ModerateBatch(pb.ModerateBatchRequest(items=items), timeout=0.3)

@@ -43,7 +43,7 @@ def _picture(result: Normalized) -> tuple[object, ...]:
 
 def _sound_matches(text: str, *, every_word: bool) -> list[tuple[tuple[int, int], int]]:
     view = PHONETICS.reference_view(text, every_word=every_word)
-    return sorted((view.span(s, e), id(p)) for s, e, p in LEXICON._sounds.find(view.codes))
+    return sorted((view.span(s, e), key) for s, e, key in LEXICON._sounds.find(view.codes))
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

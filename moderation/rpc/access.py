@@ -166,12 +166,9 @@ class Gate:
         """True when keys are configured (otherwise every call is let in)."""
         return bool(self._clients)
 
-    def identify(self, method: str, metadata: Mapping[str, str], tokens: int = 1) -> Client | None:
-        """The client for a call, or ``Unauthenticated``/``Overloaded``; None when open.
-
-        ``tokens`` are taken from the client's rate (one for a unary call; a stream's items
-        are charged one by one as they arrive, see ``charge``).
-        """
+    def identify(self, method: str, metadata: Mapping[str, str]) -> Client | None:
+        """The client for a call, or ``Unauthenticated``; None when open. Its rate is charged
+        by what it asks for (``charge``), not here."""
         if not self._clients or method.startswith(OPEN_METHODS):
             return None
         header = metadata.get("authorization", "")
@@ -185,8 +182,6 @@ class Gate:
                 found = client
         if found is None:
             raise Unauthenticated("unknown API key")
-        if tokens:
-            charge(found, tokens)
         return found
 
 

@@ -41,10 +41,6 @@ log = structlog.get_logger("moderation.rpc")
 
 #: Our own service's methods (their requests are parsed leniently, see ``MalformedRequest``).
 OUR_METHODS = "/moderation.v1.ModerationService/"
-#: Methods whose servicer charges the client's rate per item judged, not per call.
-ITEM_METHODS = frozenset(
-    OUR_METHODS + name for name in ("Moderate", "ModerateBatch", "ModerateStream")
-)
 
 #: Our exceptions and the status code each maps to; the most specific match wins.
 STATUS_BY_ERROR: Mapping[type[BaseException], grpc.StatusCode] = {
@@ -86,7 +82,7 @@ def rich_status(error: BaseException) -> status_pb2.Status:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(max(1, round(error.retry_after * 1e9)))
         status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-    elif isinstance(error, Unauthenticated | PermissionDenied | DeadlineExceeded | Unavailable):
+    elif code is not grpc.StatusCode.INTERNAL:  # one of ours, said for the caller
         status.message = str(error)
     else:
         status.code = code_pb2.INTERNAL
@@ -179,7 +175,31 @@ def _wrap(handler: Any, around: Around, *, tolerant: bool = False) -> Any:
     return handler
 
 
-class ErrorMapping(grpc.aio.ServerInterceptor):
+class _Wrapping(grpc.aio.ServerInterceptor):
+    """An interceptor that wraps the behaviour of each method it cares for, as ``around_for``
+    says (None: the handler as it is). With ``lenient``, requests to our service that cannot
+    be parsed reach the behaviour as ``MalformedRequest``."""
+
+    lenient = False
+
+    def around_for(self, details: grpc.HandlerCallDetails) -> Around | None:
+        """How to wrap the method's behaviour, or None to leave it alone."""
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(details)
+        around = self.around_for(details)
+        if around is None:
+            return handler
+        lenient = self.lenient and details.method.startswith(OUR_METHODS)
+        return _wrap(handler, around, tolerant=lenient)
+
+
+class ErrorMapping(_Wrapping):
     """Turns exceptions raised by handlers into statuses (see ``STATUS_BY_ERROR``).
 
     Requests to our service that cannot be parsed reach the handler as ``MalformedRequest``
@@ -188,11 +208,10 @@ class ErrorMapping(grpc.aio.ServerInterceptor):
     answered.
     """
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
+    lenient = True
+
+    def around_for(self, details: grpc.HandlerCallDetails) -> Around:
+        """Map what the behaviour raises to a status."""
         method = details.method
 
         def around(inner: Behaviour, kind: str) -> Behaviour:
@@ -211,11 +230,10 @@ class ErrorMapping(grpc.aio.ServerInterceptor):
 
             return behaviour
 
-        handler = await continuation(details)
-        return _wrap(handler, around, tolerant=method.startswith(OUR_METHODS))
+        return around
 
 
-class Admission(grpc.aio.ServerInterceptor):
+class Admission(_Wrapping):
     """Admits calls to our service: at most ``max_in_flight`` at once (more are refused with
     RESOURCE_EXHAUSTED, before any work), and none once the server is stopping (UNAVAILABLE,
     which clients retry elsewhere). Health checks and reflection are always admitted: a full
@@ -227,14 +245,10 @@ class Admission(grpc.aio.ServerInterceptor):
         self.in_flight = 0
         self.closing = False
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(details)
+    def around_for(self, details: grpc.HandlerCallDetails) -> Around | None:
+        """Count the call in, or refuse it; probes pass untouched."""
         if details.method.startswith(OPEN_METHODS):
-            return handler
+            return None
 
         def around(inner: Behaviour, kind: str) -> Behaviour:
             async def behaviour(request: Any, context: Context) -> Any:
@@ -250,53 +264,45 @@ class Admission(grpc.aio.ServerInterceptor):
 
             return behaviour
 
-        return _wrap(handler, around)
+        return around
 
 
-class Access(grpc.aio.ServerInterceptor):
-    """Identifies the caller by API key and applies its rate limit (see ``rpc.access``).
+class Access(_Wrapping):
+    """Identifies the caller by API key (see ``rpc.access``); the servicer charges its rate,
+    item by item.
 
     Errors are raised inside the behaviour, so ``ErrorMapping`` (outside this one) turns
-    them into UNAUTHENTICATED or RESOURCE_EXHAUSTED with retry information.
+    them into UNAUTHENTICATED.
     """
 
     def __init__(self, gate: Gate) -> None:
         self._gate = gate
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(details)
+    def around_for(self, details: grpc.HandlerCallDetails) -> Around | None:
+        """Set ``current_client`` for the call; nothing to do without keys."""
         if not self._gate.enabled:
-            return handler
+            return None
         metadata = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
         method = details.method
 
         def around(inner: Behaviour, kind: str) -> Behaviour:
-            tokens = 0 if method in ITEM_METHODS else 1  # those charge per item themselves
-
             async def behaviour(request: Any, context: Context) -> Any:
-                current_client.set(self._gate.identify(method, metadata, tokens))
+                current_client.set(self._gate.identify(method, metadata))
                 return await inner(request, context)
 
             return behaviour
 
-        return _wrap(handler, around)
+        return around
 
 
-class Observe(grpc.aio.ServerInterceptor):
+class Observe(_Wrapping):
     """Counts and times every RPC by method and final status code (Prometheus names)."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
+    def around_for(self, details: grpc.HandlerCallDetails) -> Around:
+        """Count and time the call."""
         _, service, name = (
             details.method.split("/", 2)
             if details.method.count("/") == 2
@@ -328,4 +334,4 @@ class Observe(grpc.aio.ServerInterceptor):
 
             return behaviour
 
-        return _wrap(await continuation(details), around)
+        return around

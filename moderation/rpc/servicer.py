@@ -11,7 +11,7 @@ import asyncio
 import contextvars
 import functools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -20,9 +20,7 @@ import structlog
 from moderation.domain import Content, ModerationResult
 from moderation.errors import (
     BatchTooLarge,
-    DeadlineExceeded,
     InvalidRequest,
-    Overloaded,
     StreamIdle,
 )
 from moderation.pipeline import OFF_LOOP_CHARS, Moderator, Screening
@@ -62,14 +60,16 @@ class _End:
 def _failed(
     request: pb.ModerateRequest | MalformedRequest, error: Exception
 ) -> pb.ModerateResponse:
-    """The answer for a stream item that could not be judged: its status code and message."""
-    if isinstance(error, InvalidRequest | PermissionDenied | DeadlineExceeded | Overloaded):
-        code, message = status_for(error).value[0], str(error)
-    else:
+    """The answer for a stream item that could not be judged: its status code and message
+    (as ``rich_status`` would give them for the whole call)."""
+    code = status_for(error)
+    if code is grpc.StatusCode.INTERNAL:
         log.error("rpc.stream_item_failed", error_type=type(error).__name__)
-        code, message = grpc.StatusCode.INTERNAL.value[0], "internal error"
+        message = "internal error"
+    else:
+        message = str(error)
     return pb.ModerateResponse(
-        content_id=request.content_id, error=pb.ItemError(code=code, message=message)
+        content_id=request.content_id, error=pb.ItemError(code=code.value[0], message=message)
     )
 
 
@@ -186,7 +186,7 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
         answers: asyncio.Queue[pb.ModerateResponse | _End] = asyncio.Queue()
         tasks: set[asyncio.Task[None]] = set()
         unscreened = 0  # items with the screener, not yet back
-        last_read = 0.0  # loop time of the last request read
+        last_read = loop.time()  # of the last request read
         unanswered = 0  # items read and not yet answered
         all_back: asyncio.Future[None] | None = None
         closed = False
@@ -195,21 +195,15 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
-        async def judge(request: pb.ModerateRequest, content: Content) -> None:
+        async def respond(
+            request: pb.ModerateRequest, judge: Callable[[], Awaitable[ModerationResult]]
+        ) -> None:
+            """Queue the answer ``judge`` gives for ``request`` (a failure answers too)."""
             try:
-                answer = convert.to_response(
-                    await self._moderator.moderate(content, deadline=deadline)
-                )
+                reply = convert.to_response(await judge())
             except Exception as error:
-                answer = _failed(request, error)
-            answers.put_nowait(answer)
-
-        async def escalate(request: pb.ModerateRequest, screening: Screening) -> None:
-            try:
-                answer = convert.to_response(await self._moderator.escalate(screening, deadline))
-            except Exception as error:
-                answer = _failed(request, error)
-            answers.put_nowait(answer)
+                reply = _failed(request, error)
+            answers.put_nowait(reply)
 
         def screened(request: pb.ModerateRequest, outcome: Screened) -> None:
             nonlocal unscreened
@@ -219,7 +213,8 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
             if isinstance(outcome, Exception):
                 answers.put_nowait(_failed(request, outcome))
             elif outcome[1] is None:  # for the model
-                track(loop.create_task(escalate(request, outcome[0])))
+                escalate = functools.partial(self._moderator.escalate, outcome[0], deadline)
+                track(loop.create_task(respond(request, escalate)))
             else:
                 try:
                     answers.put_nowait(convert.to_response(outcome[1]))
@@ -249,7 +244,10 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
                         answers.put_nowait(_failed(request, item_error))
                         continue
                     if len(content.text) > OFF_LOOP_CHARS:  # screened in a worker thread
-                        track(loop.create_task(judge(request, content)))
+                        judge = functools.partial(
+                            self._moderator.moderate, content, deadline=deadline
+                        )
+                        track(loop.create_task(respond(request, judge)))
                         continue
                     unscreened += 1
                     self._screener.submit(content, functools.partial(screened, request))
@@ -280,7 +278,6 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
                     reader.cancel()
                     return
 
-        last_read = loop.time()
         reader = asyncio.create_task(read())
         watchdog = asyncio.create_task(watch_idle())
         try:
@@ -301,6 +298,7 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
         self, request: pb.ListPoliciesRequest, context: Context
     ) -> pb.ListPoliciesResponse:
         """The jurisdictions, their versions and enabled categories."""
+        charge(current_client.get(), 1)
         policies = self._moderator.policies
         return pb.ListPoliciesResponse(
             policies=[convert.to_policy_info(p) for p in policies],
