@@ -22,7 +22,8 @@
  *       The phonetic view of moderation.phonetic (its reference_view, in one pass).
  *
  *   char_classes(text)  ->  int
- *       A bit per kind of character the text holds (LATIN a-z, DIGIT 0-9, AT, DOT, COLON):
+ *       A bit per kind of character the text holds (LATIN a-z, DIGIT 0-9, AT, DOT, COLON,
+ *       NUMERAL 一幺壹):
  *       what the phonetic view and the patterns ask before doing any work.
  *
  * Pure functions of their arguments; they hold no state and release nothing they did not take.
@@ -178,6 +179,7 @@ scan_translate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 #define CLASS_AT 4
 #define CLASS_DOT 8
 #define CLASS_COLON 16
+#define CLASS_NUMERAL 32 /* 一 幺 壹: how a mobile number spelled in Chinese numerals starts */
 
 static PyObject *
 scan_char_classes(PyObject *module, PyObject *text)
@@ -192,8 +194,11 @@ scan_char_classes(PyObject *module, PyObject *text)
     long classes = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c >= 0x80)
+        if (c >= 0x80) {
+            if (c == 0x4E00 || c == 0x5E7A || c == 0x58F9)
+                classes |= CLASS_NUMERAL;
             continue;
+        }
         if (is_lower(c))
             classes |= CLASS_LATIN;
         else if (is_digit(c))
@@ -963,7 +968,7 @@ static PyMethodDef scan_methods[] = {
      "character lies off the table."},
     {"char_classes", (PyCFunction)scan_char_classes, METH_O,
      "char_classes(text) -> int: a bit per kind of character in the text (LATIN a-z, DIGIT "
-     "0-9, AT, DOT, COLON)."},
+     "0-9, AT, DOT, COLON, NUMERAL 一幺壹)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -974,7 +979,8 @@ scan_exec(PyObject *module)
         PyModule_AddIntConstant(module, "DIGIT", CLASS_DIGIT) < 0 ||
         PyModule_AddIntConstant(module, "AT", CLASS_AT) < 0 ||
         PyModule_AddIntConstant(module, "DOT", CLASS_DOT) < 0 ||
-        PyModule_AddIntConstant(module, "COLON", CLASS_COLON) < 0)
+        PyModule_AddIntConstant(module, "COLON", CLASS_COLON) < 0 ||
+        PyModule_AddIntConstant(module, "NUMERAL", CLASS_NUMERAL) < 0)
         return -1;
     return 0;
 }

@@ -33,10 +33,11 @@ DIGIT: int
 AT: int
 DOT: int
 COLON: int
+NUMERAL: int
 
 def char_classes(text: str, /) -> int:
     """A bit per kind of character ``text`` holds: LATIN (a-z), DIGIT (0-9), AT (@), DOT (.),
-    COLON (:)."""
+    COLON (:), NUMERAL (一幺壹, how a phone number spelled in numerals starts)."""
 
 def phonetic_view(
     text: str,

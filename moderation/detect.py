@@ -322,11 +322,11 @@ _SEP = r"[\s\-.·/]?"
 _DIGITS_HINT = re.compile(r"[0-9](?:[\s\-.·/]?[0-9]){6}")
 #: A digit written as itself or as a Chinese numeral.
 _ANY_DIGIT = f"[0-9{CHINESE_DIGITS}]"
-#: A mobile number's first two digits (written as digits or numerals), then five more: the
-#: least a phone number spelled in Chinese numerals needs. One character class first, so the
-#: search skips ahead fast.
+#: A mobile number's first two digits, the first a numeral, then five more: the least a phone
+#: number spelled in Chinese numerals needs. One character class first, so the search skips
+#: ahead fast.
 _CN_PHONE_HINT = re.compile(
-    rf"[一幺壹1][0-9三四五六七八九叁肆伍陆柒捌玖](?:{_SEP}{_ANY_DIGIT}){{5}}"
+    rf"[一幺壹][0-9三四五六七八九叁肆伍陆柒捌玖](?:{_SEP}{_ANY_DIGIT}){{5}}"
 )
 #: Contact handles that divert traffic off the platform.
 _HANDLES = (
@@ -369,10 +369,9 @@ PATTERNS: tuple[Pattern, ...] = (
         Severity.MEDIUM,
         0.85,
         re.compile(
-            rf"(?<!{_ANY_DIGIT})(?:1|一|幺|壹)[3-9三四五六七八九叁肆伍陆柒捌玖]"
+            rf"(?<!{_ANY_DIGIT})[一幺壹][3-9三四五六七八九叁肆伍陆柒捌玖]"
             rf"(?:{_SEP}{_ANY_DIGIT}){{9}}(?!{_ANY_DIGIT})"
         ),
-        lambda s: not s.isascii(),  # all ASCII: cn_mobile's
         hint=_CN_PHONE_HINT,
         placeholder="[PHONE]",
     ),
@@ -466,15 +465,7 @@ def patterns_might_match(text: str) -> bool:
         return True
     if classes & _scan.DIGIT and (_DIGITS_HINT.search(text) or _HANDLE_WORD.search(text)):
         return True
-    return _might_spell_a_phone(text)
-
-
-def _might_spell_a_phone(text: str) -> bool:
-    """False when ``text`` cannot hold a mobile number spelled with Chinese numerals."""
-    # Substring tests first: far cheaper than the search, and most texts have no 一幺壹.
-    if "一" not in text and "幺" not in text and "壹" not in text and "1" not in text:
-        return False
-    return bool(_CN_PHONE_HINT.search(text))
+    return bool(classes & _scan.NUMERAL and _CN_PHONE_HINT.search(text))
 
 
 class _Taken:

@@ -388,13 +388,29 @@ class Lexicon:
         look-ups are made (see ``_TextChecks``). Allow contexts are looked up by position.
         """
         norm = text.text
-        hits: list[Hit] = []
+        found = self._characters.find(norm)
+        view = self._phonetics.view(norm)
+        matches = self._sounds.find(view.codes)
+        if not found and not matches:
+            return []
         kept: dict[int, int] = {}  # id(entry) -> hits kept
         checks = _TextChecks(norm, self._allowed_in)
-        characters = self._characters
-        payloads, latin = characters.payloads, self._latin_pattern
+        hits = self._character_hits(norm, found, kept, checks) if found else []
+        if matches:
+            hits.extend(self._sound_hits(norm, view, matches, hits, kept, checks))
+        return hits
+
+    def _character_hits(
+        self,
+        norm: str,
+        found: list[tuple[int, int, int]],
+        kept: dict[int, int],
+        checks: _TextChecks,
+    ) -> list[Hit]:
+        hits: list[Hit] = []
+        payloads, latin = self._characters.payloads, self._latin_pattern
         full: set[int] = set()  # patterns whose every entry has its hits
-        for start, end, index in characters.find(norm):
+        for start, end, index in found:
             if index in full:
                 continue
             if latin[index] and (_latin_word(norm, start - 1) or _latin_word(norm, end)):
@@ -418,10 +434,6 @@ class Lexicon:
                 hits.append(Hit(start, end, entry, variant))
             if not live:
                 full.add(index)
-        view = self._phonetics.view(norm)
-        matches = self._sounds.find(view.codes)
-        if matches:
-            hits.extend(self._sound_hits(norm, view, matches, hits, kept, checks))
         return hits
 
     def _allowed_in(self, norm: str) -> set[tuple[int, int, int]]:

@@ -212,6 +212,7 @@ _CLASSES = (
     (_scan.AT, frozenset("@")),
     (_scan.DOT, frozenset(".")),
     (_scan.COLON, frozenset(":")),
+    (_scan.NUMERAL, frozenset("一幺壹")),
 )
 
 
