@@ -16,7 +16,7 @@ PORT ?= 50051
 $(STAMP): pyproject.toml moderation/_scan.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,train]'
 	touch $(STAMP)
 
 .PHONY: help

@@ -26,6 +26,13 @@
  *       NUMERAL 一幺壹):
  *       what the phonetic view and the patterns ask before doing any work.
  *
+ *   hashed_ngrams(text, syllables, syllable_hashes, first_code, bits, weights, top)
+ *       The learned scorer's features (moderation.scorer's reference_ngrams): the hashed
+ *       character 1-3 grams of the text and syllable 1-2 grams of its syllable codes, each
+ *       distinct bucket once. With ``weights`` None, the buckets in first-seen order; else
+ *       (sum of their weights, how many), or with ``top`` > 0 the ``top`` buckets of largest
+ *       positive weight as (weight, start, end) of their first n-gram.
+ *
  * Pure functions of their arguments; they hold no state and release nothing they did not take.
  */
 #define PY_SSIZE_T_CLEAN
@@ -951,6 +958,216 @@ done:
     return result;
 }
 
+/* ---- hashed_ngrams: the scorer's features ------------------------------------------------ */
+
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+#define PINYIN_SEED (FNV_OFFSET ^ 0x9e3779b97f4a7c15ULL)
+#define CHAR_GRAMS 3
+#define SYLLABLE_GRAMS 2
+
+static inline uint64_t
+mix(uint64_t h, uint64_t x)
+{
+    return (h ^ x) * FNV_PRIME;
+}
+
+/* MurmurHash3's 64-bit finalizer: every input bit reaches the low bits kept as the bucket. */
+static inline uint64_t
+finish(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* The distinct buckets of one text: an open-addressing set (slot 0: empty, else bucket + 1)
+ * beside the buckets in first-seen order. */
+typedef struct {
+    uint32_t *slots;
+    uint32_t mask;
+    uint32_t *order;
+    Py_ssize_t count;
+} Buckets;
+
+/* Adds the bucket of ``hash``; returns it when it is new, else -1. */
+static inline int64_t
+buckets_add(Buckets *set, uint64_t hash, uint32_t bucket_mask)
+{
+    const uint32_t bucket = (uint32_t)(finish(hash) & bucket_mask);
+    uint32_t i = (bucket * 2654435761u) & set->mask;
+    for (;;) {
+        const uint32_t slot = set->slots[i];
+        if (slot == 0) {
+            set->slots[i] = bucket + 1;
+            set->order[set->count++] = bucket;
+            return bucket;
+        }
+        if (slot == bucket + 1)
+            return -1;
+        i = (i + 1) & set->mask;
+    }
+}
+
+/* The strongest n-grams met so far: weight, then first position, decide (ties: earlier). */
+#define MAX_TOP 64
+typedef struct {
+    float weight;
+    Py_ssize_t start, end;
+} Strong;
+
+static void
+keep_strong(Strong *top, Py_ssize_t *kept, Py_ssize_t want, float weight, Py_ssize_t start,
+            Py_ssize_t end)
+{
+    if (!(weight > 0.0f))
+        return;
+    Py_ssize_t at = *kept;
+    if (at == want) {
+        if (!(weight > top[want - 1].weight))
+            return;
+        at = want - 1;
+    }
+    else {
+        (*kept)++;
+    }
+    while (at > 0 && weight > top[at - 1].weight) {
+        top[at] = top[at - 1];
+        at--;
+    }
+    top[at].weight = weight;
+    top[at].start = start;
+    top[at].end = end;
+}
+
+static PyObject *
+scan_hashed_ngrams(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!nargs_are(nargs, 7,
+                   "hashed_ngrams(text, syllables, syllable_hashes, first_code, bits, weights, "
+                   "top)"))
+        return NULL;
+    PyObject *text = args[0], *syllables = args[1], *weights = args[5];
+    if (!PyUnicode_Check(text) || !PyUnicode_Check(syllables)) {
+        PyErr_SetString(PyExc_TypeError, "hashed_ngrams: text and syllables must be str");
+        return NULL;
+    }
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (PyUnicode_GET_LENGTH(syllables) != n) {
+        PyErr_SetString(PyExc_ValueError,
+                        "hashed_ngrams: syllables must be as long as text (one code each)");
+        return NULL;
+    }
+    const long first_code = PyLong_AsLong(args[3]);
+    const long bits = PyLong_AsLong(args[4]);
+    const Py_ssize_t want = PyLong_AsSsize_t(args[6]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (want < 0 || want > MAX_TOP || (want > 0 && weights == Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "hashed_ngrams: top must be 0..64, and needs weights");
+        return NULL;
+    }
+    Strong top[MAX_TOP];
+    Py_ssize_t kept = 0;
+    if (bits < 1 || bits > 30) {
+        PyErr_SetString(PyExc_ValueError, "hashed_ngrams: bits must be 1..30");
+        return NULL;
+    }
+    Py_buffer hashes_view, weights_view = {0};
+    if (PyObject_GetBuffer(args[2], &hashes_view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *result = NULL;
+    Buckets set = {0};
+    if (hashes_view.len % 8 != 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "hashed_ngrams: syllable_hashes must hold 8-byte hashes");
+        goto done;
+    }
+    const uint32_t bucket_mask = (uint32_t)((1UL << bits) - 1);
+    if (weights != Py_None) {
+        if (PyObject_GetBuffer(weights, &weights_view, PyBUF_SIMPLE) < 0)
+            goto done;
+        if (weights_view.len != (Py_ssize_t)sizeof(float) << bits) {
+            PyErr_Format(PyExc_ValueError,
+                         "hashed_ngrams: weights must hold 2**bits 4-byte floats (%zd bytes)",
+                         (Py_ssize_t)sizeof(float) << bits);
+            goto done;
+        }
+    }
+    const uint64_t *syllable_hash = (const uint64_t *)hashes_view.buf;
+    const Py_ssize_t syllable_count = hashes_view.len / 8;
+    const Py_ssize_t most = (CHAR_GRAMS + SYLLABLE_GRAMS) * n;
+    uint32_t capacity = 16;
+    while ((Py_ssize_t)capacity < 2 * most)
+        capacity <<= 1;
+    set.mask = capacity - 1;
+    set.slots = PyMem_Calloc(capacity, sizeof(uint32_t));
+    set.order = PyMem_Malloc((size_t)(most > 0 ? most : 1) * sizeof(uint32_t));
+    if (set.slots == NULL || set.order == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const int kind = PyUnicode_KIND(text), syllable_kind = PyUnicode_KIND(syllables);
+    const void *data = PyUnicode_DATA(text), *syllable_data = PyUnicode_DATA(syllables);
+    const float *w = (const float *)weights_view.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t h = FNV_OFFSET;
+        for (Py_ssize_t k = 0; k < CHAR_GRAMS && i + k < n; k++) {
+            h = mix(h, PyUnicode_READ(kind, data, i + k));
+            const int64_t added = buckets_add(&set, h, bucket_mask);
+            if (want && added >= 0)
+                keep_strong(top, &kept, want, w[added], i, i + k + 1);
+        }
+        h = PINYIN_SEED;
+        for (Py_ssize_t k = 0; k < SYLLABLE_GRAMS && i + k < n; k++) {
+            const long code = (long)PyUnicode_READ(syllable_kind, syllable_data, i + k);
+            if (code < first_code || code - first_code >= syllable_count)
+                break;
+            h = mix(h, syllable_hash[code - first_code]);
+            const int64_t added = buckets_add(&set, h, bucket_mask);
+            if (want && added >= 0)
+                keep_strong(top, &kept, want, w[added], i, i + k + 1);
+        }
+    }
+    if (want) {
+        result = PyList_New(kept);
+        for (Py_ssize_t i = 0; result != NULL && i < kept; i++) {
+            PyObject *item = Py_BuildValue("(dnn)", (double)top[i].weight, top[i].start,
+                                           top[i].end);
+            if (item == NULL)
+                Py_CLEAR(result);
+            else
+                PyList_SET_ITEM(result, i, item);
+        }
+    }
+    else if (weights == Py_None) {
+        result = PyList_New(set.count);
+        for (Py_ssize_t i = 0; result != NULL && i < set.count; i++) {
+            PyObject *bucket = PyLong_FromUnsignedLong(set.order[i]);
+            if (bucket == NULL)
+                Py_CLEAR(result);
+            else
+                PyList_SET_ITEM(result, i, bucket);
+        }
+    }
+    else {
+        double sum = 0.0;
+        for (Py_ssize_t i = 0; i < set.count; i++)
+            sum += (double)w[set.order[i]];
+        result = Py_BuildValue("(dn)", sum, set.count);
+    }
+done:
+    PyMem_Free(set.slots);
+    PyMem_Free(set.order);
+    PyBuffer_Release(&hashes_view);
+    if (weights_view.obj != NULL)
+        PyBuffer_Release(&weights_view);
+    return result;
+}
+
 static PyMethodDef scan_methods[] = {
     {"translate", (PyCFunction)(void (*)(void))scan_translate, METH_FASTCALL,
      "translate(text, table) -> str | None: text.translate(table) over a table of code points "
@@ -969,6 +1186,11 @@ static PyMethodDef scan_methods[] = {
     {"char_classes", (PyCFunction)scan_char_classes, METH_O,
      "char_classes(text) -> int: a bit per kind of character in the text (LATIN a-z, DIGIT "
      "0-9, AT, DOT, COLON, NUMERAL 一幺壹)."},
+    {"hashed_ngrams", (PyCFunction)(void (*)(void))scan_hashed_ngrams, METH_FASTCALL,
+     "hashed_ngrams(text, syllables, syllable_hashes, first_code, bits, weights, top) -> "
+     "list[int] | (float, int) | list[(float, int, int)]: the scorer's distinct hashed n-gram "
+     "buckets (weights None), the sum of their weights and their count (top 0), or the top "
+     "strongest as (weight, start, end)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -54,3 +54,21 @@ def phonetic_view(
     take part in a key rewritten as codes, the ``gap`` characters between two such words
     dropped. A str when no word was rewritten; else the codes, each code's span of the text
     and the positions of codes from Latin letters. None when a character lies off the table."""
+
+def hashed_ngrams(
+    text: str,
+    syllables: str,
+    syllable_hashes: array[int],
+    first_code: int,
+    bits: int,
+    weights: array[float] | None,
+    top: int,
+    /,
+) -> list[int] | tuple[float, int] | list[tuple[float, int, int]]:
+    """The scorer's features: the hashed character 1-3 grams of ``text`` and syllable 1-2 grams
+    of ``syllables`` (one code per character; codes from ``first_code`` index
+    ``syllable_hashes``, 8-byte hashes of the syllables), each distinct bucket of ``bits`` bits
+    once. With ``weights`` None, the buckets in first-seen order; else (the sum of their
+    ``weights``, 2**bits 4-byte floats, and how many), or with ``top`` (at most 64) > 0 the
+    ``top`` buckets of largest positive weight as (weight, start, end) of their first n-gram,
+    strongest first (ties: the earlier)."""

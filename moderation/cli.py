@@ -6,6 +6,7 @@
     moderation health [--address HOST:PORT] [--tls] [--ca F] [--cert F --key F]
     moderation batch --input PATH --output PATH [--jurisdiction J] [--no-llm] [--concurrency N]
     moderation eval --dataset PATH [--text-col C --label-col L] [--jurisdiction J]
+    moderation train (--dataset PATH ... | --from-verdicts CACHE.sqlite ...) --output MODEL
 
 Configuration errors print what to fix and exit 2.
 """
@@ -25,10 +26,10 @@ import structlog
 
 from moderation import __version__
 from moderation.batch import BatchOptions, Progress, Summary, compare, open_source, run_batch
-from moderation.compose import build_moderator, load_prefilter
-from moderation.domain import Content, EscalationMode
-from moderation.errors import ConfigError, InvalidRequest
-from moderation.evaluate import DatasetError, evaluate, render
+from moderation.compose import build_moderator, load_prefilter, load_scorer
+from moderation.domain import Category, Content, EscalationMode
+from moderation.errors import ConfigError, DatasetError, InvalidRequest
+from moderation.evaluate import evaluate, render
 from moderation.log import configure
 from moderation.metrics import Metrics, MetricsAccess
 from moderation.policy import load_policies
@@ -145,11 +146,14 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_policies(settings: Settings, args: argparse.Namespace) -> int:
     policies = load_policies(settings.policy_dir, default=settings.default_jurisdiction)
     _, lexicon = load_prefilter()
+    scorer = load_scorer(settings.scorer_path)
     if args.json:
         message = pb.ListPoliciesResponse(
             policies=[convert.to_policy_info(p) for p in policies],
             default_jurisdiction=policies.default,
             lexicon_version=lexicon.version,
+            scorer_version=scorer.version if scorer else "",
+            scorer_training=scorer.training_digest if scorer else "",
         )
         print(json.dumps(convert.to_json(message), ensure_ascii=False, indent=2))
         return 0
@@ -157,6 +161,10 @@ def _cmd_policies(settings: Settings, args: argparse.Namespace) -> int:
         f"lexicon {lexicon.version}, {len(lexicon)} entries; "
         f"default jurisdiction {policies.default}"
     )
+    if scorer is None:
+        print("scorer: off (the rules alone route)")
+    else:
+        print(f"scorer {scorer.version}, trained on {scorer.training_digest}")
     for policy in policies:
         categories = ", ".join(c.name for c in policy.enabled_categories)
         endpoints = ", ".join(sorted(policy.model_endpoints)) or "none"
@@ -164,6 +172,9 @@ def _cmd_policies(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  {policy.description}")
         print(f"  categories: {categories}")
         print(f"  model endpoints: {endpoints}")
+        print(
+            f"  scorer: escalate at {policy.scorer.escalate_at}, block at {policy.scorer.block_at}"
+        )
     return 0
 
 
@@ -297,6 +308,44 @@ def _cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from moderation import train  # scikit-learn: the train extra, imported only here
+    from moderation.scorer import Featurizer
+
+    if not args.dataset and not args.from_verdicts:
+        print("moderation train: give --dataset or --from-verdicts (or both)", file=sys.stderr)
+        return 2
+    normalizer, lexicon = load_prefilter()
+    try:
+        rows = train.read_rows(
+            normalizer,
+            Featurizer(lexicon.phonetics, args.bits),
+            [Path(p) for p in args.dataset],
+            [Path(p) for p in args.from_verdicts],
+            text_col=args.text_col,
+            label_col=args.label_col,
+        )
+        trained = train.train(
+            rows,
+            bits=args.bits,
+            c=args.c,
+            seed=args.seed,
+            name=args.name,
+            version=args.model_version,
+            category=Category[args.category],
+        )
+    except DatasetError as error:
+        print(f"moderation train: {error}", file=sys.stderr)
+        return 2
+    output = Path(args.output)
+    trained.model.save(output)
+    print(
+        f"{output}: {trained.rows} rows ({trained.positives} harmful), held-out AUC "
+        f"{trained.held_out_auc:.4f}, training data {rows.digest[:19]}"
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (names pinned by DESIGN.md)."""
     root = argparse.ArgumentParser(prog="moderation", description=__doc__.split("\n")[0])
@@ -355,6 +404,35 @@ def parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--jurisdiction", "-j", help="policy to apply (default: GLOBAL)")
     evaluation.add_argument("--limit", type=int, help="read at most this many rows")
     evaluation.set_defaults(run=_cmd_eval)
+
+    training = commands.add_parser(
+        "train", help="fit a scorer model file on labelled data and/or past model verdicts"
+    )
+    training.add_argument(
+        "--dataset", action="append", default=[], help="labelled CSV/TSV/JSONL/JSON (repeatable)"
+    )
+    training.add_argument("--text-col", help="column holding the text (default: guessed)")
+    training.add_argument("--label-col", help="column holding the label (default: guessed)")
+    training.add_argument(
+        "--from-verdicts",
+        action="append",
+        default=[],
+        metavar="CACHE.sqlite",
+        help="a verdict cache (MODERATION_CACHE_PATH): learn from the model's past verdicts",
+    )
+    training.add_argument("--output", required=True, help="the model file to write")
+    training.add_argument("--bits", type=int, default=20, help="2**bits feature buckets (20)")
+    training.add_argument("--c", type=float, default=8.0, help="inverse regularisation (8)")
+    training.add_argument("--seed", type=int, default=0, help="seed of the folds (0)")
+    training.add_argument("--name", default="scorer", help="model name in every answer")
+    training.add_argument("--model-version", default="1", help="model version in every answer")
+    training.add_argument(
+        "--category",
+        default="HATE",
+        choices=[c.name for c in Category],
+        help="the category a score-only label carries (HATE)",
+    )
+    training.set_defaults(run=_cmd_train)
 
     health = commands.add_parser("health", help="ask a server's grpc.health.v1; exit 0 if SERVING")
     health.add_argument("--address", help="host:port (default 127.0.0.1:MODERATION_PORT)")

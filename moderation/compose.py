@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import gc
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -21,6 +22,7 @@ from moderation.normalize import Normalizer
 from moderation.phonetic import Phonetics
 from moderation.pipeline import Moderator
 from moderation.policy import load_policies
+from moderation.scorer import Scorer, ScorerModel, embedded_model
 from moderation.settings import Settings
 
 
@@ -37,6 +39,16 @@ def load_prefilter() -> tuple[Normalizer, Lexicon]:
     gc.collect()
     gc.freeze()
     return prefilter
+
+
+@functools.cache
+def load_scorer(path: str = "") -> Scorer | None:
+    """The scorer from a model file (empty: the embedded one; ``off``: none), loaded once per
+    process. Raises ``ScorerError`` for a missing, corrupt or foreign file."""
+    if path == "off":
+        return None
+    model = ScorerModel.load(Path(path) if path else embedded_model())
+    return Scorer(model, load_prefilter()[1].phonetics)
 
 
 def build_escalator(settings: Settings, http: httpx.AsyncClient | None = None) -> ModelEscalator:
@@ -64,11 +76,13 @@ def build_escalator(settings: Settings, http: httpx.AsyncClient | None = None) -
         ),
     )
     cache = VerdictCache(settings.cache_size, settings.cache_path)
+    scorer = load_scorer(settings.scorer_path)
     return ModelEscalator(
         ChatClient(options, client),
         PatternDetector(),
         cache,
         max_content_tokens=settings.llm_max_content_tokens,
+        featurizer=None if scorer is None else scorer.featurizer,
     )
 
 
@@ -94,6 +108,7 @@ def build_moderator(
         lexicon_version=lexicon.version,
         fingerprint=Fingerprinter(settings.log_hash_key.get_secret_value().encode()),
         escalator=escalator,
+        scorer=load_scorer(settings.scorer_path),
         max_text_chars=settings.max_text_chars,
         on_result=on_result,
     )

@@ -43,20 +43,41 @@ def is_confident(finding: Finding, policy: Policy) -> bool:
     return finding.severity not in policy.escalated_severities
 
 
-def triage(findings: Sequence[Finding], policy: Policy, mode: EscalationMode) -> Triage:
-    """CLEAR when the heuristics can decide, AMBIGUOUS when the model should judge."""
+def triage(
+    findings: Sequence[Finding],
+    policy: Policy,
+    mode: EscalationMode,
+    risk: float | None = None,
+) -> Triage:
+    """CLEAR when the heuristics can decide, AMBIGUOUS when the model should judge.
+
+    ``risk`` is the scorer's probability (None: no scorer). A confident blocking rule hit
+    decides whatever the score; a score at or over the policy's ``block_at`` blocks; doubtful
+    rule hits, a score at or over ``escalate_at``, or both send the item to the model, and
+    the reason says which.
+    """
     if mode is EscalationMode.ALWAYS:
         return _ASKED
-    if not findings:
+    high = risk is not None and risk >= policy.escalate_at
+    if not findings and not high:
         return _NO_SIGNAL
     confident = [f for f in findings if is_confident(f, policy)]
     if confident and decide(confident, policy) is Decision.BLOCK:
         return _BLOCKING
+    if high and risk is not None and risk >= policy.block_at:
+        return Triage(
+            Route.CLEAR, f"risk score {risk:.2f} >= block_at {policy.block_at:g}", by_score=True
+        )
     doubtful = [f for f in findings if not is_confident(f, policy) and _worth_asking(f, policy)]
-    if doubtful:
-        first = doubtful[0]
-        why = "ambiguous term" if first.ambiguous else "low-confidence hit"
-        return Triage(Route.AMBIGUOUS, f"{why} ({first.category.name})")
+    if doubtful or high:
+        reasons = []
+        if doubtful:
+            first = doubtful[0]
+            why = "ambiguous term" if first.ambiguous else "low-confidence hit"
+            reasons.append(f"{why} ({first.category.name})")
+        if high:
+            reasons.append(f"risk score {risk:.2f} >= escalate_at {policy.escalate_at:g}")
+        return Triage(Route.AMBIGUOUS, "; ".join(reasons), by_score=high)
     return _CONFIDENT if confident else _WEAK
 
 
@@ -117,6 +138,13 @@ def labels(findings: Sequence[Finding]) -> tuple[Label, ...]:
     if len(result) > 1:
         result.sort(key=_label_order)
     return tuple(result)
+
+
+def with_label(labels: tuple[Label, ...], label: Label) -> tuple[Label, ...]:
+    """``labels`` with ``label`` added in order, unless a label of its category is there."""
+    if any(existing.category is label.category for existing in labels):
+        return labels
+    return tuple(sorted((*labels, label), key=_label_order))
 
 
 def _evidence_order(e: Evidence) -> tuple[int, int, str]:

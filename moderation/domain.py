@@ -66,6 +66,7 @@ class Source(_Enum):
     LEXICON = "LEXICON"
     PATTERN = "PATTERN"
     LLM = "LLM"
+    SCORER = "SCORER"
 
 
 class Variant(_Enum):
@@ -165,6 +166,9 @@ class Triage(NamedTuple):
 
     route: Route
     reason: str
+    by_score: bool = False
+    """The scorer's probability reached the policy's ``escalate_at`` (AMBIGUOUS) or
+    ``block_at`` (CLEAR): the answer carries the scorer's label unless the model judged."""
 
 
 class Escalation(NamedTuple):
@@ -193,6 +197,11 @@ class ModerationResult(NamedTuple):
     lexicon_version: str
     findings: tuple[Finding, ...] = ()
     """Every enabled finding behind the labels (for logs and the model's hints)."""
+    risk: float | None = None
+    """The learned scorer's probability that the content is harmful (None: no scorer)."""
+    scorer_version: str = ""
+    scorer_training: str = ""
+    """The digest of the data the scorer was trained on."""
 
 
 @dataclass(frozen=True, slots=True)

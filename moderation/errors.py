@@ -15,7 +15,9 @@
     │   └── StreamIdle            a stream sent nothing for too long
     ├── ConfigError               settings, policy or lexicon files are wrong; refuses to start
     │   ├── PolicyError
-    │   └── LexiconError
+    │   ├── LexiconError
+    │   └── ScorerError           the scorer model file is missing, corrupt or foreign
+    ├── DatasetError              a labelled dataset cannot be read (eval, train)
     └── ModelError                the model call failed (never reaches a caller: degrades)
         ├── ModelTimeout
         ├── ModelUnavailable      transport errors, 408/429/5xx after retries, breaker open
@@ -98,6 +100,14 @@ class PolicyError(ConfigError):
 
 class LexiconError(ConfigError):
     """A lexicon file is malformed or has entries its own normalizer cannot reach."""
+
+
+class ScorerError(ConfigError):
+    """A scorer model file is missing, corrupt, or made for another feature layout."""
+
+
+class DatasetError(ModerationError):
+    """A labelled dataset or verdict cache cannot be read as asked; the message says why."""
 
 
 class ModelError(ModerationError):

@@ -25,6 +25,7 @@ import re
 import secrets
 import sqlite3
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from moderation.errors import ModelResponseError
 from moderation.llm import ChatClient, Usage
 from moderation.pipeline import Screening
 from moderation.policy import Policy
+from moderation.scorer import LAYOUT, Featurizer
 
 log = structlog.get_logger("moderation.escalation")
 
@@ -237,8 +239,18 @@ def build_messages(
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)}]
 
 
+#: What each verdict teaches the scorer (``controversial`` teaches nothing).
+VERDICT_LABELS = {"unsafe": 1, "safe": 0}
+
+
 class VerdictCache:
-    """Verdicts by key: a bounded in-memory LRU, optionally backed by a SQLite file."""
+    """Verdicts by key: a bounded in-memory LRU, optionally backed by a SQLite file.
+
+    The file also keeps, per verdict, the scorer's hashed feature buckets of the item (never
+    its text) and their layout, so ``moderation train --from-verdicts`` can learn from the
+    model's past judgements. Short n-grams can be guessed back from their buckets by hashing
+    candidates: treat the file as holding user data.
+    """
 
     def __init__(self, size: int = 10_000, path: Path | None = None) -> None:
         self._memory: OrderedDict[str, tuple[str, str]] = OrderedDict()
@@ -251,8 +263,13 @@ class VerdictCache:
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, model TEXT NOT NULL,"
-                " verdict TEXT NOT NULL, created_at REAL NOT NULL) STRICT"
+                " verdict TEXT NOT NULL, created_at REAL NOT NULL, features BLOB,"
+                " features_layout TEXT) STRICT"
             )
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(verdicts)")}
+            if "features" not in columns:  # a cache file from before the scorer
+                self._db.execute("ALTER TABLE verdicts ADD COLUMN features BLOB")
+                self._db.execute("ALTER TABLE verdicts ADD COLUMN features_layout TEXT")
         self.hits = 0
         self.misses = 0
 
@@ -293,20 +310,27 @@ class VerdictCache:
         while len(self._memory) > self._size:
             self._memory.popitem(last=False)
 
-    async def put(self, key: str, model: str, verdict: str) -> None:
-        """Store a verdict."""
+    async def put(
+        self, key: str, model: str, verdict: str, features: tuple[bytes, str] | None = None
+    ) -> None:
+        """Store a verdict, with the item's scorer features and their layout when given."""
         self._remember(key, (model, verdict))
         if self._db is not None:
-            await asyncio.to_thread(self._insert, key, model, verdict)
+            await asyncio.to_thread(self._insert, key, model, verdict, features)
 
-    def _insert(self, key: str, model: str, verdict: str) -> None:
+    def _insert(
+        self, key: str, model: str, verdict: str, features: tuple[bytes, str] | None
+    ) -> None:
         if self._db is None:
             return
+        buckets, layout = features or (None, None)
         self._db.execute(
-            "INSERT INTO verdicts (key, model, verdict, created_at) VALUES (?, ?, ?, ?)"
+            "INSERT INTO verdicts (key, model, verdict, created_at, features, features_layout)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(key) DO UPDATE SET model = excluded.model, verdict = excluded.verdict,"
-            " created_at = excluded.created_at",
-            (key, model, verdict, time.time()),
+            " created_at = excluded.created_at, features = excluded.features,"
+            " features_layout = excluded.features_layout",
+            (key, model, verdict, time.time(), buckets, layout),
         )
 
     def close(self) -> None:
@@ -357,8 +381,10 @@ class ModelEscalator:
         cache: VerdictCache,
         *,
         max_content_tokens: int = 1500,
+        featurizer: Featurizer | None = None,
     ) -> None:
         self.client = client
+        self._featurizer = featurizer
         self._patterns = patterns
         self.cache = cache
         self._max_content_tokens = max_content_tokens
@@ -421,7 +447,9 @@ class ModelEscalator:
         )
         self.spend.add(completion.usage)
         verdict = completion.value
-        await self.cache.put(key, completion.model, verdict.model_dump_json())
+        await self.cache.put(
+            key, completion.model, verdict.model_dump_json(), self._features(screening)
+        )
         return Judgement(
             verdict=verdict.verdict,
             labels=_labels(verdict),
@@ -432,6 +460,14 @@ class ModelEscalator:
             completion_tokens=completion.usage.completion_tokens,
             cost=completion.usage.cost,
         )
+
+    def _features(self, screening: Screening) -> tuple[bytes, str] | None:
+        """The item's scorer buckets (4-byte, native order) and their layout, for training."""
+        featurizer = self._featurizer
+        if featurizer is None:
+            return None
+        buckets = array("I", featurizer.buckets(screening.normalized.text))
+        return buckets.tobytes(), f"{LAYOUT}/{featurizer.bits}"
 
     async def aclose(self) -> None:
         """Release the HTTP pool and the cache file."""

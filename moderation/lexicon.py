@@ -300,6 +300,8 @@ class Lexicon:
         self.version = version
         self.entries = tuple(entries)
         self._phonetics = phonetics
+        #: The syllable tables the lexicon's sound keys use (shared with the scorer).
+        self.phonetics = phonetics
         self._check(normalizer)
         characters: dict[str, list[tuple[Entry, Variant | None]]] = {}
         sounds: dict[str, list[tuple[Entry, Variant | None]]] = {}

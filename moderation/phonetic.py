@@ -100,6 +100,13 @@ class Phonetics:
         self._latin = re.compile(r"[a-z]+")
         self._han_reading = readings
 
+    @property
+    def syllable_codes(self) -> tuple[int, tuple[str, ...]]:
+        """The first syllable code and every syllable in code order (code ``first + i`` is
+        syllable ``i``)."""
+        ordered = sorted(self._code, key=self._code.__getitem__)
+        return ord(self._first_code), tuple(ordered)
+
     def _syllable_trie(self) -> array[int]:
         """The Latin syllables as a trie for ``_scan.phonetic_view``: rows of 27, a child row
         per letter a-z (0: none; row 0 is the root) and the code of the syllable ending there

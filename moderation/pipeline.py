@@ -30,6 +30,8 @@ from moderation.domain import (
     Label,
     ModerationResult,
     Route,
+    Severity,
+    Source,
     Triage,
 )
 from moderation.errors import (
@@ -43,6 +45,7 @@ from moderation.errors import (
 from moderation.log import enabled as logging_enabled
 from moderation.normalize import Normalized, Normalizer
 from moderation.policy import Policy, PolicySet
+from moderation.scorer import Scorer
 
 log = structlog.get_logger("moderation")
 
@@ -103,6 +106,8 @@ class Screening(NamedTuple):
     triage: Triage
     began: float
     """``time.monotonic()`` when screening began (the logged latency counts from it)."""
+    risk: float | None = None
+    """The scorer's probability that the content is harmful (None: no scorer)."""
 
 
 class Moderator:
@@ -117,10 +122,16 @@ class Moderator:
         lexicon_version: str,
         fingerprint: Callable[[str], str],
         escalator: Escalator | None = None,
+        scorer: Scorer | None = None,
         max_text_chars: int = 20_000,
         on_result: Callable[[ModerationResult], None] | None = None,
     ) -> None:
         self._normalize = normalizer
+        self.scorer = scorer
+        self._score = None if scorer is None else scorer.score
+        self._scorer_stamp = (
+            ("", "") if scorer is None else (scorer.version, scorer.training_digest)
+        )
         self._on_result = on_result
         self._detectors = tuple(detectors)
         self.policies = policies
@@ -174,13 +185,15 @@ class Moderator:
             findings.extend(detector.detect(normalized, policy.jurisdiction))
         if findings:
             findings = decide.enabled(findings, policy)
+        risk = None if self._score is None else self._score(normalized.text)
         return Screening(
             content,
             policy,
             normalized,
             tuple(findings),
-            decide.triage(findings, policy, content.escalation),
+            decide.triage(findings, policy, content.escalation, risk),
             began,
+            risk,
         )
 
     def heuristics(self, content: Content) -> tuple[Screening, ModerationResult | None]:
@@ -295,12 +308,18 @@ class Moderator:
             policy.version,
             self.lexicon_version,
             screening.findings,
+            screening.risk,
+            *self._scorer_stamp,
         )
 
     def _heuristic(self, screening: Screening, escalation: Escalation) -> ModerationResult:
         """Decided by the heuristics alone (the CLEAR route): every finding counts."""
         decision = decide.decide(screening.findings, screening.policy)
-        return self._result(screening, decision, decide.labels(screening.findings), escalation)
+        labels = decide.labels(screening.findings)
+        if screening.triage.by_score:  # the score reached block_at
+            decision = Decision.BLOCK
+            labels = self._scored(screening, labels, Severity.HIGH)
+        return self._result(screening, decision, labels, escalation)
 
     def _degraded(self, screening: Screening, escalation: Escalation) -> ModerationResult:
         """The model was needed but not asked or not had: the confident hits decide, with the
@@ -308,7 +327,31 @@ class Moderator:
         policy = screening.policy
         confident = [f for f in screening.findings if decide.is_confident(f, policy)]
         decision = max(policy.fail_mode, decide.decide(confident, policy))
-        return self._result(screening, decision, decide.labels(screening.findings), escalation)
+        labels = decide.labels(screening.findings)
+        if screening.triage.by_score:
+            labels = self._scored(screening, labels, Severity.MEDIUM)
+        return self._result(screening, decision, labels, escalation)
+
+    def _scored(
+        self, screening: Screening, labels: tuple[Label, ...], severity: Severity
+    ) -> tuple[Label, ...]:
+        """``labels`` with the scorer's label added (when the policy acts on its category and
+        no rule found that category already): its evidence is the spans that raised the
+        score most."""
+        scorer, risk = self.scorer, screening.risk
+        if scorer is None or risk is None:
+            return labels
+        if screening.policy.action(scorer.category, severity) is None:
+            return labels
+        label = Label(
+            category=scorer.category,
+            subcategory="learned",
+            severity=severity,
+            confidence=round(risk, 4),
+            source=Source.SCORER,
+            evidence=scorer.evidence(screening.normalized),
+        )
+        return decide.with_label(labels, label)
 
     async def _escalate(self, screening: Screening, deadline: float | None) -> ModerationResult:
         policy = screening.policy
@@ -418,10 +461,12 @@ class Moderator:
             categories=[label.category.name for label in result.labels],
             rules=sorted({f.rule for f in screening.findings}),
             route=screening.triage.route.name,
+            risk=None if result.risk is None else round(result.risk, 4),
             escalation=escalation.status.name,
             escalation_reason=escalation.reason,
             policy_version=result.policy_version,
             lexicon_version=result.lexicon_version,
+            scorer_version=result.scorer_version,
             latency_ms=round((time.monotonic() - screening.began) * 1000, 3),
             chars=len(screening.content.text),
             text_fp=self._fingerprint(screening.content.text),

@@ -60,6 +60,49 @@ class Ambiguity(_Strict):
     """Severities whose hits are judged by the model even when confident."""
 
 
+Threshold = float | Literal["never"]
+
+
+class ScorerRouting(_Strict):
+    """What the learned scorer's probability does under this policy.
+
+    A score at or over ``escalate_at`` sends the item to the model (REVIEW, the fail mode,
+    when the model is off or down), with or without a rule hit. A score at or over
+    ``block_at`` blocks on its own; ``"never"`` (the default) means a score alone never
+    blocks. A strong rule hit blocks whatever the score.
+    """
+
+    escalate_at: Threshold = 0.5
+    block_at: Threshold = "never"
+
+    @pydantic.field_validator("escalate_at", "block_at")
+    @classmethod
+    def _probability(cls, value: Threshold) -> Threshold:
+        if value != "never" and not 0.0 <= value <= 1.0:
+            raise ValueError('must be a probability from 0 to 1, or "never"')
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _ordered(self) -> ScorerRouting:
+        if (
+            self.block_at != "never"
+            and self.escalate_at != "never"
+            and self.block_at < self.escalate_at
+        ):
+            raise ValueError("block_at must not be below escalate_at")
+        return self
+
+    @property
+    def escalate(self) -> float:
+        """``escalate_at`` as a number (past any probability when ``"never"``)."""
+        return 2.0 if self.escalate_at == "never" else self.escalate_at
+
+    @property
+    def block(self) -> float:
+        """``block_at`` as a number (past any probability when ``"never"``)."""
+        return 2.0 if self.block_at == "never" else self.block_at
+
+
 class PolicyFile(_Strict):
     """The schema of one ``<jurisdiction>.toml`` file."""
 
@@ -72,6 +115,7 @@ class PolicyFile(_Strict):
     model_endpoints: list[str] = []
     """Names from ``ENDPOINTS`` (or ``custom``) allowed to receive this jurisdiction's content."""
     ambiguity: Ambiguity = Ambiguity()
+    scorer: ScorerRouting = ScorerRouting()
     actions: dict[str, SeverityActions]
     """Enabled categories (by name) and the action for each severity; others are ignored."""
 
@@ -88,12 +132,19 @@ class Policy:
     model_endpoints: frozenset[str]
     ambiguity: Ambiguity
     actions: Mapping[tuple[Category, Severity], Decision]
+    scorer: ScorerRouting = field(default_factory=ScorerRouting)
     escalated_severities: frozenset[Severity] = field(init=False)
     """``ambiguity.escalate_severities`` as members (read for every finding)."""
+    escalate_at: float = field(init=False)
+    """``scorer.escalate_at`` as a number (2.0, past any probability, for ``"never"``)."""
+    block_at: float = field(init=False)
+    """``scorer.block_at`` as a number (2.0 for ``"never"``)."""
 
     def __post_init__(self) -> None:
         escalated = frozenset(Severity[name] for name in self.ambiguity.escalate_severities)
         object.__setattr__(self, "escalated_severities", escalated)
+        object.__setattr__(self, "escalate_at", self.scorer.escalate)
+        object.__setattr__(self, "block_at", self.scorer.block)
 
     @property
     def enabled_categories(self) -> tuple[Category, ...]:
@@ -206,6 +257,7 @@ def _parse(name: str, raw: bytes, folder: Traversable) -> Policy:
         model_endpoints=frozenset(spec.model_endpoints),
         ambiguity=spec.ambiguity,
         actions=actions,
+        scorer=spec.scorer,
     )
 
 

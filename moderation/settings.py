@@ -112,6 +112,9 @@ class Settings(BaseSettings):
 
     policy_dir: Path | None = None
     """Directory of policy files replacing the embedded ones (for operators)."""
+    scorer_path: str = ""
+    """A scorer model file (``moderation train``) replacing the embedded one; ``off``: no
+    scorer (the rules alone route)."""
 
     @classmethod
     def from_env(cls) -> Settings:

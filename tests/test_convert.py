@@ -59,6 +59,9 @@ results = st.builds(
     jurisdiction=st.sampled_from(["CN", "US", "GLOBAL"]),
     policy_version=st.text(max_size=10),
     lexicon_version=st.text(max_size=10),
+    risk=st.none() | st.floats(0, 1),
+    scorer_version=st.text(max_size=10),
+    scorer_training=st.text(max_size=10),
 )
 
 

@@ -57,9 +57,13 @@ def _edit(path: Path, old: str, new: str) -> None:
             "prompt: file 'missing.md' not found",
         ),
         ("us.toml", 'HIGH = "REVIEW", CRITICAL', 'HIGH = "MAYBE", CRITICAL', "actions.ABUSE.HIGH"),
-        ("us.toml", 'version = "us-2026.11.1"\n', "", "version: required key is missing"),
+        ("us.toml", 'version = "us-2026.12.1"\n', "", "version: required key is missing"),
         ("us.toml", 'jurisdiction = "US"', 'jurisdiction = "UK"', "rename the file to uk.toml"),
         ("us.toml", "[actions]", "[actions", "not valid UTF-8 TOML"),
+        ("us.toml", "escalate_at = 0.35", "escalate_at = 1.5", "scorer.escalate_at: Value error"),
+        ("us.toml", 'block_at = "never"', "block_at = 0.2", "block_at must not be below"),
+        ("us.toml", 'block_at = "never"', 'block_at = "sometimes"', "scorer.block_at"),
+        ("us.toml", 'block_at = "never"', "block_after = 0.9", "scorer.block_after: unknown key"),
     ],
 )
 def test_broken_policy_refuses_to_load(

@@ -88,16 +88,20 @@ def _fill_response(response: pb.ModerateResponse, result: ModerationResult) -> N
             result.jurisdiction,
             result.policy_version,
             result.lexicon_version,
+            result.scorer_version,
+            result.scorer_training,
         )
         plain = _PLAIN.get(key)
         if plain is None:
             plain = pb.ModerateResponse()
-            _fill(plain, result._replace(content_id=""))
+            _fill(plain, result._replace(content_id="", risk=None))
             if len(_PLAIN) >= _MAX_PLAIN:
                 _PLAIN.clear()
             _PLAIN[key] = plain
         response.CopyFrom(plain)
         response.content_id = result.content_id
+        if result.risk is not None:
+            response.risk_score = result.risk
         return
     _fill(response, result)
 
@@ -135,6 +139,10 @@ def _fill(response: pb.ModerateResponse, result: ModerationResult) -> None:
     policy.jurisdiction = result.jurisdiction
     policy.version = result.policy_version
     policy.lexicon_version = result.lexicon_version
+    policy.scorer_version = result.scorer_version
+    policy.scorer_training = result.scorer_training
+    if result.risk is not None:
+        response.risk_score = result.risk
 
 
 def to_policy_info(policy: Policy) -> pb.PolicyInfo:
@@ -145,6 +153,8 @@ def to_policy_info(policy: Policy) -> pb.PolicyInfo:
         description=policy.description,
         enabled_categories=[_CATEGORY[c] for c in policy.enabled_categories],
         fail_mode=_DECISION[policy.fail_mode],
+        escalate_at=None if policy.scorer.escalate_at == "never" else policy.scorer.escalate_at,
+        block_at=None if policy.scorer.block_at == "never" else policy.scorer.block_at,
     )
 
 
@@ -173,7 +183,7 @@ def result_json(result: ModerationResult) -> dict[str, object]:
     millions, so the mapping is spelled out here and a test holds it equal to the printer's.
     """
     escalation = result.escalation
-    return {
+    answer: dict[str, object] = {
         "content_id": result.content_id,
         "decision": f"DECISION_{result.decision.name}",
         "labels": [
@@ -208,8 +218,13 @@ def result_json(result: ModerationResult) -> dict[str, object]:
             "jurisdiction": result.jurisdiction,
             "version": result.policy_version,
             "lexicon_version": result.lexicon_version,
+            "scorer_version": result.scorer_version,
+            "scorer_training": result.scorer_training,
         },
     }
+    if result.risk is not None:
+        answer["risk_score"] = _float32(result.risk)
+    return answer
 
 
 def to_json(message: pb.ModerateResponse | pb.ListPoliciesResponse) -> dict[str, object]:

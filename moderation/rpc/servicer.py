@@ -304,4 +304,6 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
             policies=[convert.to_policy_info(p) for p in policies],
             default_jurisdiction=policies.default,
             lexicon_version=self._moderator.lexicon_version,
+            scorer_version=scorer.version if (scorer := self._moderator.scorer) else "",
+            scorer_training=scorer.training_digest if scorer else "",
         )

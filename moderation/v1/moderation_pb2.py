@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emoderation/v1/moderation.proto\x12\rmoderation.v1\x1a\x1egoogle/protobuf/duration.proto\",\n\x07\x43ontext\x12\x0f\n\x07surface\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\"\xa5\x01\n\x0fModerateRequest\x12\x12\n\ncontent_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x14\n\x0cjurisdiction\x18\x03 \x01(\t\x12\x31\n\nescalation\x18\x04 \x01(\x0e\x32\x1d.moderation.v1.EscalationMode\x12\'\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x16.moderation.v1.Context\"k\n\x08\x45vidence\x12\r\n\x05start\x18\x01 \x01(\r\x12\x0b\n\x03\x65nd\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0c\n\x04term\x18\x04 \x01(\t\x12\'\n\x07variant\x18\x05 \x01(\x0e\x32\x16.moderation.v1.Variant\"\xeb\x01\n\x05Label\x12)\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32\x17.moderation.v1.Category\x12\x13\n\x0bsubcategory\x18\x02 \x01(\t\x12)\n\x08severity\x18\x03 \x01(\x0e\x32\x17.moderation.v1.Severity\x12\x12\n\nconfidence\x18\x04 \x01(\x02\x12%\n\x06source\x18\x05 \x01(\x0e\x32\x15.moderation.v1.Source\x12)\n\x08\x65vidence\x18\x06 \x03(\x0b\x32\x17.moderation.v1.Evidence\x12\x11\n\trationale\x18\x07 \x01(\t\"\x9b\x01\n\nEscalation\x12/\n\x06status\x18\x01 \x01(\x0e\x32\x1f.moderation.v1.EscalationStatus\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12*\n\x07latency\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\ttruncated\x18\x05 \x01(\x08\"K\n\tPolicyRef\x12\x14\n\x0cjurisdiction\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x17\n\x0flexicon_version\x18\x03 \x01(\t\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xf9\x01\n\x10ModerateResponse\x12\x12\n\ncontent_id\x18\x01 \x01(\t\x12)\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x17.moderation.v1.Decision\x12$\n\x06labels\x18\x03 \x03(\x0b\x32\x14.moderation.v1.Label\x12-\n\nescalation\x18\x04 \x01(\x0b\x32\x19.moderation.v1.Escalation\x12(\n\x06policy\x18\x05 \x01(\x0b\x32\x18.moderation.v1.PolicyRef\x12\'\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x18.moderation.v1.ItemError\"E\n\x14ModerateBatchRequest\x12-\n\x05items\x18\x01 \x03(\x0b\x32\x1e.moderation.v1.ModerateRequest\"I\n\x15ModerateBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.moderation.v1.ModerateResponse\"\x15\n\x13ListPoliciesRequest\"\xa9\x01\n\nPolicyInfo\x12\x14\n\x0cjurisdiction\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x33\n\x12\x65nabled_categories\x18\x04 \x03(\x0e\x32\x17.moderation.v1.Category\x12*\n\tfail_mode\x18\x05 \x01(\x0e\x32\x17.moderation.v1.Decision\"z\n\x14ListPoliciesResponse\x12+\n\x08policies\x18\x01 \x03(\x0b\x32\x19.moderation.v1.PolicyInfo\x12\x1c\n\x14\x64\x65\x66\x61ult_jurisdiction\x18\x02 \x01(\t\x12\x17\n\x0flexicon_version\x18\x03 \x01(\t*a\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x45\x43ISION_ALLOW\x10\x01\x12\x13\n\x0f\x44\x45\x43ISION_REVIEW\x10\x02\x12\x12\n\x0e\x44\x45\x43ISION_BLOCK\x10\x03*\x95\x02\n\x08\x43\x61tegory\x12\x18\n\x14\x43\x41TEGORY_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43\x41TEGORY_ABUSE\x10\x01\x12\x11\n\rCATEGORY_HATE\x10\x02\x12\x13\n\x0f\x43\x41TEGORY_SEXUAL\x10\x03\x12\x19\n\x15\x43\x41TEGORY_MINOR_SAFETY\x10\x04\x12\x15\n\x11\x43\x41TEGORY_VIOLENCE\x10\x05\x12\x16\n\x12\x43\x41TEGORY_SELF_HARM\x10\x06\x12\x16\n\x12\x43\x41TEGORY_EXTREMISM\x10\x07\x12\x14\n\x10\x43\x41TEGORY_ILLEGAL\x10\x08\x12\x11\n\rCATEGORY_SPAM\x10\t\x12\x16\n\x12\x43\x41TEGORY_POLITICAL\x10\n\x12\x10\n\x0c\x43\x41TEGORY_PII\x10\x0b*u\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cSEVERITY_LOW\x10\x01\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x02\x12\x11\n\rSEVERITY_HIGH\x10\x03\x12\x15\n\x11SEVERITY_CRITICAL\x10\x04*X\n\x06Source\x12\x16\n\x12SOURCE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSOURCE_LEXICON\x10\x01\x12\x12\n\x0eSOURCE_PATTERN\x10\x02\x12\x0e\n\nSOURCE_LLM\x10\x03*\xd6\x02\n\x07Variant\x12\x17\n\x13VARIANT_UNSPECIFIED\x10\x00\x12\x11\n\rVARIANT_EXACT\x10\x01\x12\x15\n\x11VARIANT_HOMOPHONE\x10\x02\x12\x12\n\x0eVARIANT_PINYIN\x10\x03\x12\x18\n\x14VARIANT_ABBREVIATION\x10\x04\x12\x1b\n\x17VARIANT_SPLIT_CHARACTER\x10\x05\x12\x17\n\x13VARIANT_TRADITIONAL\x10\x06\x12\x15\n\x11VARIANT_SEPARATOR\x10\x07\x12\x11\n\rVARIANT_WIDTH\x10\x08\x12\x11\n\rVARIANT_DIGIT\x10\t\x12\x11\n\rVARIANT_EMOJI\x10\n\x12\x16\n\x12VARIANT_CONFUSABLE\x10\x0b\x12\x12\n\x0eVARIANT_REPEAT\x10\x0c\x12\x15\n\x11VARIANT_LEETSPEAK\x10\r\x12\x11\n\rVARIANT_GLYPH\x10\x0e*\x82\x01\n\x0e\x45scalationMode\x12\x1f\n\x1b\x45SCALATION_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45SCALATION_MODE_AUTO\x10\x01\x12\x19\n\x15\x45SCALATION_MODE_NEVER\x10\x02\x12\x1a\n\x16\x45SCALATION_MODE_ALWAYS\x10\x03*\xd7\x01\n\x10\x45scalationStatus\x12!\n\x1d\x45SCALATION_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1c\x45SCALATION_STATUS_NOT_NEEDED\x10\x01\x12\x1e\n\x1a\x45SCALATION_STATUS_RESOLVED\x10\x02\x12\x1c\n\x18\x45SCALATION_STATUS_CACHED\x10\x03\x12\x1d\n\x19\x45SCALATION_STATUS_SKIPPED\x10\x04\x12!\n\x1d\x45SCALATION_STATUS_UNAVAILABLE\x10\x05\x32\xec\x02\n\x11ModerationService\x12K\n\x08Moderate\x12\x1e.moderation.v1.ModerateRequest\x1a\x1f.moderation.v1.ModerateResponse\x12Z\n\rModerateBatch\x12#.moderation.v1.ModerateBatchRequest\x1a$.moderation.v1.ModerateBatchResponse\x12U\n\x0eModerateStream\x12\x1e.moderation.v1.ModerateRequest\x1a\x1f.moderation.v1.ModerateResponse(\x01\x30\x01\x12W\n\x0cListPolicies\x12\".moderation.v1.ListPoliciesRequest\x1a#.moderation.v1.ListPoliciesResponseBh\n\x19\x63om.example.moderation.v1B\x0fModerationProtoP\x01Z8example.com/moderation/gen/go/moderation/v1;moderationv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emoderation/v1/moderation.proto\x12\rmoderation.v1\x1a\x1egoogle/protobuf/duration.proto\",\n\x07\x43ontext\x12\x0f\n\x07surface\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\"\xa5\x01\n\x0fModerateRequest\x12\x12\n\ncontent_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x14\n\x0cjurisdiction\x18\x03 \x01(\t\x12\x31\n\nescalation\x18\x04 \x01(\x0e\x32\x1d.moderation.v1.EscalationMode\x12\'\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x16.moderation.v1.Context\"k\n\x08\x45vidence\x12\r\n\x05start\x18\x01 \x01(\r\x12\x0b\n\x03\x65nd\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0c\n\x04term\x18\x04 \x01(\t\x12\'\n\x07variant\x18\x05 \x01(\x0e\x32\x16.moderation.v1.Variant\"\xeb\x01\n\x05Label\x12)\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32\x17.moderation.v1.Category\x12\x13\n\x0bsubcategory\x18\x02 \x01(\t\x12)\n\x08severity\x18\x03 \x01(\x0e\x32\x17.moderation.v1.Severity\x12\x12\n\nconfidence\x18\x04 \x01(\x02\x12%\n\x06source\x18\x05 \x01(\x0e\x32\x15.moderation.v1.Source\x12)\n\x08\x65vidence\x18\x06 \x03(\x0b\x32\x17.moderation.v1.Evidence\x12\x11\n\trationale\x18\x07 \x01(\t\"\x9b\x01\n\nEscalation\x12/\n\x06status\x18\x01 \x01(\x0e\x32\x1f.moderation.v1.EscalationStatus\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12*\n\x07latency\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\ttruncated\x18\x05 \x01(\x08\"|\n\tPolicyRef\x12\x14\n\x0cjurisdiction\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x17\n\x0flexicon_version\x18\x03 \x01(\t\x12\x16\n\x0escorer_version\x18\x04 \x01(\t\x12\x17\n\x0fscorer_training\x18\x05 \x01(\t\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xa1\x02\n\x10ModerateResponse\x12\x12\n\ncontent_id\x18\x01 \x01(\t\x12)\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x17.moderation.v1.Decision\x12$\n\x06labels\x18\x03 \x03(\x0b\x32\x14.moderation.v1.Label\x12-\n\nescalation\x18\x04 \x01(\x0b\x32\x19.moderation.v1.Escalation\x12(\n\x06policy\x18\x05 \x01(\x0b\x32\x18.moderation.v1.PolicyRef\x12\'\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x18.moderation.v1.ItemError\x12\x17\n\nrisk_score\x18\x07 \x01(\x02H\x00\x88\x01\x01\x42\r\n\x0b_risk_score\"E\n\x14ModerateBatchRequest\x12-\n\x05items\x18\x01 \x03(\x0b\x32\x1e.moderation.v1.ModerateRequest\"I\n\x15ModerateBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.moderation.v1.ModerateResponse\"\x15\n\x13ListPoliciesRequest\"\xf7\x01\n\nPolicyInfo\x12\x14\n\x0cjurisdiction\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x33\n\x12\x65nabled_categories\x18\x04 \x03(\x0e\x32\x17.moderation.v1.Category\x12*\n\tfail_mode\x18\x05 \x01(\x0e\x32\x17.moderation.v1.Decision\x12\x18\n\x0b\x65scalate_at\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12\x15\n\x08\x62lock_at\x18\x07 \x01(\x02H\x01\x88\x01\x01\x42\x0e\n\x0c_escalate_atB\x0b\n\t_block_at\"\xab\x01\n\x14ListPoliciesResponse\x12+\n\x08policies\x18\x01 \x03(\x0b\x32\x19.moderation.v1.PolicyInfo\x12\x1c\n\x14\x64\x65\x66\x61ult_jurisdiction\x18\x02 \x01(\t\x12\x17\n\x0flexicon_version\x18\x03 \x01(\t\x12\x16\n\x0escorer_version\x18\x04 \x01(\t\x12\x17\n\x0fscorer_training\x18\x05 \x01(\t*a\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x45\x43ISION_ALLOW\x10\x01\x12\x13\n\x0f\x44\x45\x43ISION_REVIEW\x10\x02\x12\x12\n\x0e\x44\x45\x43ISION_BLOCK\x10\x03*\x95\x02\n\x08\x43\x61tegory\x12\x18\n\x14\x43\x41TEGORY_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43\x41TEGORY_ABUSE\x10\x01\x12\x11\n\rCATEGORY_HATE\x10\x02\x12\x13\n\x0f\x43\x41TEGORY_SEXUAL\x10\x03\x12\x19\n\x15\x43\x41TEGORY_MINOR_SAFETY\x10\x04\x12\x15\n\x11\x43\x41TEGORY_VIOLENCE\x10\x05\x12\x16\n\x12\x43\x41TEGORY_SELF_HARM\x10\x06\x12\x16\n\x12\x43\x41TEGORY_EXTREMISM\x10\x07\x12\x14\n\x10\x43\x41TEGORY_ILLEGAL\x10\x08\x12\x11\n\rCATEGORY_SPAM\x10\t\x12\x16\n\x12\x43\x41TEGORY_POLITICAL\x10\n\x12\x10\n\x0c\x43\x41TEGORY_PII\x10\x0b*u\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cSEVERITY_LOW\x10\x01\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x02\x12\x11\n\rSEVERITY_HIGH\x10\x03\x12\x15\n\x11SEVERITY_CRITICAL\x10\x04*k\n\x06Source\x12\x16\n\x12SOURCE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSOURCE_LEXICON\x10\x01\x12\x12\n\x0eSOURCE_PATTERN\x10\x02\x12\x0e\n\nSOURCE_LLM\x10\x03\x12\x11\n\rSOURCE_SCORER\x10\x04*\xd6\x02\n\x07Variant\x12\x17\n\x13VARIANT_UNSPECIFIED\x10\x00\x12\x11\n\rVARIANT_EXACT\x10\x01\x12\x15\n\x11VARIANT_HOMOPHONE\x10\x02\x12\x12\n\x0eVARIANT_PINYIN\x10\x03\x12\x18\n\x14VARIANT_ABBREVIATION\x10\x04\x12\x1b\n\x17VARIANT_SPLIT_CHARACTER\x10\x05\x12\x17\n\x13VARIANT_TRADITIONAL\x10\x06\x12\x15\n\x11VARIANT_SEPARATOR\x10\x07\x12\x11\n\rVARIANT_WIDTH\x10\x08\x12\x11\n\rVARIANT_DIGIT\x10\t\x12\x11\n\rVARIANT_EMOJI\x10\n\x12\x16\n\x12VARIANT_CONFUSABLE\x10\x0b\x12\x12\n\x0eVARIANT_REPEAT\x10\x0c\x12\x15\n\x11VARIANT_LEETSPEAK\x10\r\x12\x11\n\rVARIANT_GLYPH\x10\x0e*\x82\x01\n\x0e\x45scalationMode\x12\x1f\n\x1b\x45SCALATION_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45SCALATION_MODE_AUTO\x10\x01\x12\x19\n\x15\x45SCALATION_MODE_NEVER\x10\x02\x12\x1a\n\x16\x45SCALATION_MODE_ALWAYS\x10\x03*\xd7\x01\n\x10\x45scalationStatus\x12!\n\x1d\x45SCALATION_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1c\x45SCALATION_STATUS_NOT_NEEDED\x10\x01\x12\x1e\n\x1a\x45SCALATION_STATUS_RESOLVED\x10\x02\x12\x1c\n\x18\x45SCALATION_STATUS_CACHED\x10\x03\x12\x1d\n\x19\x45SCALATION_STATUS_SKIPPED\x10\x04\x12!\n\x1d\x45SCALATION_STATUS_UNAVAILABLE\x10\x05\x32\xec\x02\n\x11ModerationService\x12K\n\x08Moderate\x12\x1e.moderation.v1.ModerateRequest\x1a\x1f.moderation.v1.ModerateResponse\x12Z\n\rModerateBatch\x12#.moderation.v1.ModerateBatchRequest\x1a$.moderation.v1.ModerateBatchResponse\x12U\n\x0eModerateStream\x12\x1e.moderation.v1.ModerateRequest\x1a\x1f.moderation.v1.ModerateResponse(\x01\x30\x01\x12W\n\x0cListPolicies\x12\".moderation.v1.ListPoliciesRequest\x1a#.moderation.v1.ListPoliciesResponseBh\n\x19\x63om.example.moderation.v1B\x0fModerationProtoP\x01Z8example.com/moderation/gen/go/moderation/v1;moderationv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,20 +33,20 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'moderation.v1.moderation_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\031com.example.moderation.v1B\017ModerationProtoP\001Z8example.com/moderation/gen/go/moderation/v1;moderationv1'
-  _globals['_DECISION']._serialized_start=1638
-  _globals['_DECISION']._serialized_end=1735
-  _globals['_CATEGORY']._serialized_start=1738
-  _globals['_CATEGORY']._serialized_end=2015
-  _globals['_SEVERITY']._serialized_start=2017
-  _globals['_SEVERITY']._serialized_end=2134
-  _globals['_SOURCE']._serialized_start=2136
-  _globals['_SOURCE']._serialized_end=2224
-  _globals['_VARIANT']._serialized_start=2227
-  _globals['_VARIANT']._serialized_end=2569
-  _globals['_ESCALATIONMODE']._serialized_start=2572
-  _globals['_ESCALATIONMODE']._serialized_end=2702
-  _globals['_ESCALATIONSTATUS']._serialized_start=2705
-  _globals['_ESCALATIONSTATUS']._serialized_end=2920
+  _globals['_DECISION']._serialized_start=1855
+  _globals['_DECISION']._serialized_end=1952
+  _globals['_CATEGORY']._serialized_start=1955
+  _globals['_CATEGORY']._serialized_end=2232
+  _globals['_SEVERITY']._serialized_start=2234
+  _globals['_SEVERITY']._serialized_end=2351
+  _globals['_SOURCE']._serialized_start=2353
+  _globals['_SOURCE']._serialized_end=2460
+  _globals['_VARIANT']._serialized_start=2463
+  _globals['_VARIANT']._serialized_end=2805
+  _globals['_ESCALATIONMODE']._serialized_start=2808
+  _globals['_ESCALATIONMODE']._serialized_end=2938
+  _globals['_ESCALATIONSTATUS']._serialized_start=2941
+  _globals['_ESCALATIONSTATUS']._serialized_end=3156
   _globals['_CONTEXT']._serialized_start=81
   _globals['_CONTEXT']._serialized_end=125
   _globals['_MODERATEREQUEST']._serialized_start=128
@@ -58,21 +58,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ESCALATION']._serialized_start=643
   _globals['_ESCALATION']._serialized_end=798
   _globals['_POLICYREF']._serialized_start=800
-  _globals['_POLICYREF']._serialized_end=875
-  _globals['_ITEMERROR']._serialized_start=877
-  _globals['_ITEMERROR']._serialized_end=919
-  _globals['_MODERATERESPONSE']._serialized_start=922
-  _globals['_MODERATERESPONSE']._serialized_end=1171
-  _globals['_MODERATEBATCHREQUEST']._serialized_start=1173
-  _globals['_MODERATEBATCHREQUEST']._serialized_end=1242
-  _globals['_MODERATEBATCHRESPONSE']._serialized_start=1244
-  _globals['_MODERATEBATCHRESPONSE']._serialized_end=1317
-  _globals['_LISTPOLICIESREQUEST']._serialized_start=1319
-  _globals['_LISTPOLICIESREQUEST']._serialized_end=1340
-  _globals['_POLICYINFO']._serialized_start=1343
-  _globals['_POLICYINFO']._serialized_end=1512
-  _globals['_LISTPOLICIESRESPONSE']._serialized_start=1514
-  _globals['_LISTPOLICIESRESPONSE']._serialized_end=1636
-  _globals['_MODERATIONSERVICE']._serialized_start=2923
-  _globals['_MODERATIONSERVICE']._serialized_end=3287
+  _globals['_POLICYREF']._serialized_end=924
+  _globals['_ITEMERROR']._serialized_start=926
+  _globals['_ITEMERROR']._serialized_end=968
+  _globals['_MODERATERESPONSE']._serialized_start=971
+  _globals['_MODERATERESPONSE']._serialized_end=1260
+  _globals['_MODERATEBATCHREQUEST']._serialized_start=1262
+  _globals['_MODERATEBATCHREQUEST']._serialized_end=1331
+  _globals['_MODERATEBATCHRESPONSE']._serialized_start=1333
+  _globals['_MODERATEBATCHRESPONSE']._serialized_end=1406
+  _globals['_LISTPOLICIESREQUEST']._serialized_start=1408
+  _globals['_LISTPOLICIESREQUEST']._serialized_end=1429
+  _globals['_POLICYINFO']._serialized_start=1432
+  _globals['_POLICYINFO']._serialized_end=1679
+  _globals['_LISTPOLICIESRESPONSE']._serialized_start=1682
+  _globals['_LISTPOLICIESRESPONSE']._serialized_end=1853
+  _globals['_MODERATIONSERVICE']._serialized_start=3159
+  _globals['_MODERATIONSERVICE']._serialized_end=3523
 # @@protoc_insertion_point(module_scope)

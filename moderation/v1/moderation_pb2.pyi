@@ -138,6 +138,10 @@ class _SourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Source.ValueTy
     SOURCE_LEXICON: _Source.ValueType  # 1
     SOURCE_PATTERN: _Source.ValueType  # 2
     SOURCE_LLM: _Source.ValueType  # 3
+    SOURCE_SCORER: _Source.ValueType  # 4
+    """The learned risk scorer: its probability reached the policy's threshold; the evidence is
+    the spans that raised the score most.
+    """
 
 class Source(_Source, metaclass=_SourceEnumTypeWrapper):
     """Source says which stage produced a label."""
@@ -146,6 +150,10 @@ SOURCE_UNSPECIFIED: Source.ValueType  # 0
 SOURCE_LEXICON: Source.ValueType  # 1
 SOURCE_PATTERN: Source.ValueType  # 2
 SOURCE_LLM: Source.ValueType  # 3
+SOURCE_SCORER: Source.ValueType  # 4
+"""The learned risk scorer: its probability reached the policy's threshold; the evidence is
+the spans that raised the score most.
+"""
 Global___Source: _TypeAlias = Source  # noqa: Y015
 
 class _Variant:
@@ -472,26 +480,34 @@ Global___Escalation: _TypeAlias = Escalation  # noqa: Y015
 
 @_typing.final
 class PolicyRef(_message.Message):
-    """PolicyRef names the policy and lexicon that produced an answer."""
+    """PolicyRef names the policy, lexicon and scorer that produced an answer."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     JURISDICTION_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     LEXICON_VERSION_FIELD_NUMBER: _builtins.int
+    SCORER_VERSION_FIELD_NUMBER: _builtins.int
+    SCORER_TRAINING_FIELD_NUMBER: _builtins.int
     jurisdiction: _builtins.str
     version: _builtins.str
     lexicon_version: _builtins.str
+    scorer_version: _builtins.str
+    """The learned scorer's name and version; empty when the server runs without one."""
+    scorer_training: _builtins.str
+    """Digest of the data the scorer was trained on ("sha256:<hex>")."""
     def __init__(
         self,
         *,
         jurisdiction: _builtins.str = ...,
         version: _builtins.str = ...,
         lexicon_version: _builtins.str = ...,
+        scorer_version: _builtins.str = ...,
+        scorer_training: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["jurisdiction", b"jurisdiction", "lexicon_version", b"lexicon_version", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jurisdiction", b"jurisdiction", "lexicon_version", b"lexicon_version", "scorer_training", b"scorer_training", "scorer_version", b"scorer_version", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -535,9 +551,14 @@ class ModerateResponse(_message.Message):
     ESCALATION_FIELD_NUMBER: _builtins.int
     POLICY_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    RISK_SCORE_FIELD_NUMBER: _builtins.int
     content_id: _builtins.str
     """The request's content_id."""
     decision: Global___Decision.ValueType
+    risk_score: _builtins.float
+    """The learned scorer's calibrated probability that the content is harmful, from 0 to 1;
+    unset when the server runs without a scorer.
+    """
     @_builtins.property
     def labels(self) -> _containers.RepeatedCompositeFieldContainer[Global___Label]: ...
     @_builtins.property
@@ -557,12 +578,15 @@ class ModerateResponse(_message.Message):
         escalation: Global___Escalation | None = ...,
         policy: Global___PolicyRef | None = ...,
         error: Global___ItemError | None = ...,
+        risk_score: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "escalation", b"escalation", "policy", b"policy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_risk_score", b"_risk_score", "error", b"error", "escalation", b"escalation", "policy", b"policy", "risk_score", b"risk_score"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_id", b"content_id", "decision", b"decision", "error", b"error", "escalation", b"escalation", "labels", b"labels", "policy", b"policy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_risk_score", b"_risk_score", "content_id", b"content_id", "decision", b"decision", "error", b"error", "escalation", b"escalation", "labels", b"labels", "policy", b"policy", "risk_score", b"risk_score"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__risk_score: _TypeAlias = _typing.Literal["risk_score"]  # noqa: Y015
+    _WhichOneofArgType__risk_score: _TypeAlias = _typing.Literal["_risk_score", b"_risk_score"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__risk_score) -> _WhichOneofReturnType__risk_score | None: ...
 
 Global___ModerateResponse: _TypeAlias = ModerateResponse  # noqa: Y015
 
@@ -638,11 +662,17 @@ class PolicyInfo(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     ENABLED_CATEGORIES_FIELD_NUMBER: _builtins.int
     FAIL_MODE_FIELD_NUMBER: _builtins.int
+    ESCALATE_AT_FIELD_NUMBER: _builtins.int
+    BLOCK_AT_FIELD_NUMBER: _builtins.int
     jurisdiction: _builtins.str
     version: _builtins.str
     description: _builtins.str
     fail_mode: Global___Decision.ValueType
     """The decision when the model is needed but unavailable."""
+    escalate_at: _builtins.float
+    """A scorer probability at or over this sends the item to the model; unset: never."""
+    block_at: _builtins.float
+    """A scorer probability at or over this blocks on its own; unset: a score never blocks."""
     @_builtins.property
     def enabled_categories(self) -> _containers.RepeatedScalarFieldContainer[Global___Category.ValueType]: ...
     def __init__(
@@ -653,12 +683,21 @@ class PolicyInfo(_message.Message):
         description: _builtins.str = ...,
         enabled_categories: _abc.Iterable[Global___Category.ValueType] | None = ...,
         fail_mode: Global___Decision.ValueType = ...,
+        escalate_at: _builtins.float | None = ...,
+        block_at: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_block_at", b"_block_at", "_escalate_at", b"_escalate_at", "block_at", b"block_at", "escalate_at", b"escalate_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "enabled_categories", b"enabled_categories", "fail_mode", b"fail_mode", "jurisdiction", b"jurisdiction", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_block_at", b"_block_at", "_escalate_at", b"_escalate_at", "block_at", b"block_at", "description", b"description", "enabled_categories", b"enabled_categories", "escalate_at", b"escalate_at", "fail_mode", b"fail_mode", "jurisdiction", b"jurisdiction", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__block_at: _TypeAlias = _typing.Literal["block_at"]  # noqa: Y015
+    _WhichOneofArgType__block_at: _TypeAlias = _typing.Literal["_block_at", b"_block_at"]  # noqa: Y015
+    _WhichOneofReturnType__escalate_at: _TypeAlias = _typing.Literal["escalate_at"]  # noqa: Y015
+    _WhichOneofArgType__escalate_at: _TypeAlias = _typing.Literal["_escalate_at", b"_escalate_at"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__block_at) -> _WhichOneofReturnType__block_at | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__escalate_at) -> _WhichOneofReturnType__escalate_at | None: ...
 
 Global___PolicyInfo: _TypeAlias = PolicyInfo  # noqa: Y015
 
@@ -671,9 +710,13 @@ class ListPoliciesResponse(_message.Message):
     POLICIES_FIELD_NUMBER: _builtins.int
     DEFAULT_JURISDICTION_FIELD_NUMBER: _builtins.int
     LEXICON_VERSION_FIELD_NUMBER: _builtins.int
+    SCORER_VERSION_FIELD_NUMBER: _builtins.int
+    SCORER_TRAINING_FIELD_NUMBER: _builtins.int
     default_jurisdiction: _builtins.str
     """The jurisdiction used when a request leaves it empty."""
     lexicon_version: _builtins.str
+    scorer_version: _builtins.str
+    scorer_training: _builtins.str
     @_builtins.property
     def policies(self) -> _containers.RepeatedCompositeFieldContainer[Global___PolicyInfo]: ...
     def __init__(
@@ -682,10 +725,12 @@ class ListPoliciesResponse(_message.Message):
         policies: _abc.Iterable[Global___PolicyInfo] | None = ...,
         default_jurisdiction: _builtins.str = ...,
         lexicon_version: _builtins.str = ...,
+        scorer_version: _builtins.str = ...,
+        scorer_training: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_jurisdiction", b"default_jurisdiction", "lexicon_version", b"lexicon_version", "policies", b"policies"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_jurisdiction", b"default_jurisdiction", "lexicon_version", b"lexicon_version", "policies", b"policies", "scorer_training", b"scorer_training", "scorer_version", b"scorer_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
