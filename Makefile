@@ -59,6 +59,17 @@ check: proto ## Fail when the committed generated code drifts from proto/
 	@test -z "$$(git ls-files --others --exclude-standard -- moderation/v1)" || \
 		{ echo "untracked generated files in moderation/v1: commit them"; exit 1; }
 
+# Folders cold/ (train.csv, dev.csv) and swsr/ (SexComment.csv) as moderation/data/scorer/README.md
+# describes them.
+DATA ?=
+
+.PHONY: scorer
+scorer: $(STAMP) ## Retrain the shipped scorer from COLD and SWSR: make scorer DATA=folder
+	@test -n "$(DATA)" || { echo "set DATA to the folder holding cold/ and swsr/"; exit 2; }
+	$(BIN)/moderation train --name cold-swsr --model-version 2026.12.0 \
+		--dataset $(DATA)/cold/train.csv --dataset $(DATA)/cold/dev.csv \
+		--dataset $(DATA)/swsr/SexComment.csv --output moderation/data/scorer/default.scorer
+
 .PHONY: bench
 bench: $(STAMP) ## Measure throughput, latency and memory (see BENCHMARKS.md)
 	$(BIN)/python -m tests.bench

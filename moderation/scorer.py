@@ -119,9 +119,7 @@ class Featurizer:
         )
         return cast("tuple[float, int]", found)
 
-    def strongest(
-        self, text: str, weights: array[float], top: int
-    ) -> list[tuple[float, int, int]]:
+    def strongest(self, text: str, weights: array[float], top: int) -> list[tuple[float, int, int]]:
         """The ``top`` distinct buckets of ``text`` with the largest positive weights, as
         (weight, start, end) of the first n-gram that met each, strongest first."""
         found = _scan.hashed_ngrams(

@@ -93,6 +93,7 @@ def per_kind(moderator: Moderator) -> list[str]:
     """Table rows: each kind of message alone, whole path and by stage; a decision line."""
     normalizer, lexicon = load_prefilter()
     lexicon_detector, pattern_detector = LexiconDetector(lexicon), PatternDetector()
+    scorer = moderator.scorer
     rows = []
 
     def judge(content: Content) -> object:
@@ -105,6 +106,7 @@ def per_kind(moderator: Moderator) -> list[str]:
             best_us(partial(normalizer, text)),
             best_us(partial(lexicon_detector.detect, normalized, "GLOBAL")),
             best_us(partial(pattern_detector.detect, normalized, "GLOBAL")),
+            best_us(partial(scorer.score, normalized.text)) if scorer else 0.0,
         )
         rows.append(f"| {name} | {whole:.1f} | " + " | ".join(f"{t:.1f}" for t in stages) + " |")
     content = Content(text=KINDS[0][1])
@@ -112,7 +114,7 @@ def per_kind(moderator: Moderator) -> list[str]:
     logged = best_us(lambda: moderator.heuristics(content))
     configure("WARNING", stream=open(os.devnull, "w"))  # noqa: SIM115 - lives for the run
     silent = best_us(lambda: moderator.heuristics(content))
-    rows.append(f"| one decision log line (INFO less WARNING) | {logged - silent:.1f} | | | |")
+    rows.append(f"| one decision log line (INFO less WARNING) | {logged - silent:.1f} | | | | |")
     return rows
 
 
@@ -250,13 +252,15 @@ def main() -> None:
     moderator = build_moderator(Settings(), use_model=False)
     start_s = time.perf_counter() - began
     loaded = rss_mb()
+    without_scorer = build_moderator(Settings(scorer_path="off"), use_model=False)
     batch = messages(args.messages, args.dirty)
     contents = [Content(text=m, escalation=EscalationMode.NEVER) for m in batch]
     for content in contents[:2000]:  # warm caches
         moderator.decide_now(moderator.screen(content))
+        without_scorer.decide_now(without_scorer.screen(content))
 
     reference_before = cpu_reference_ms()
-    rates, p50s, p99s = [], [], []
+    rates, p50s, p99s, rates_off = [], [], [], []
     for _ in range(args.repeats):
         gc.collect()
         latencies = []
@@ -271,12 +275,20 @@ def main() -> None:
         latencies.sort()
         p50s.append(latencies[len(latencies) // 2] * 1e6)
         p99s.append(latencies[int(len(latencies) * 0.99)] * 1e6)
+        began = clock()
+        for content in contents:  # the same run without the scorer, interleaved
+            without_scorer.decide_now(without_scorer.screen(content))
+        rates_off.append(len(contents) / (clock() - began))
 
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}"
     )
-    print(f"lexicon {moderator.lexicon_version}; start-up {start_s:.2f} s")
+    scorer = moderator.scorer
+    print(
+        f"lexicon {moderator.lexicon_version}; scorer {scorer.version if scorer else 'off'}; "
+        f"start-up {start_s:.2f} s"
+    )
     print(
         f"CPU reference, sum(range(1_000_000)): {reference_before:.1f} ms before the runs, "
         f"{cpu_reference_ms():.1f} ms after (lower is faster)"
@@ -289,6 +301,10 @@ def main() -> None:
         f"| {statistics.median(rates):,.0f} | {', '.join(f'{r:,.0f}' for r in rates)} |"
     )
     print(
+        f"| the same without the scorer (MODERATION_SCORER_PATH=off) "
+        f"| {statistics.median(rates_off):,.0f} | {', '.join(f'{r:,.0f}' for r in rates_off)} |"
+    )
+    print(
         f"| p50 per message, µs | {statistics.median(p50s):.1f} | "
         f"{', '.join(f'{p:.1f}' for p in p50s)} |"
     )
@@ -298,8 +314,11 @@ def main() -> None:
     )
     print(f"| RSS with the full lexicon, MB | {loaded:.0f} | before loading {before:.0f} |")
     print()
-    print("| one message alone, µs (best of 5 × 5,000) | whole | normalize | lexicon | patterns |")
-    print("|---|---|---|---|---|")
+    print(
+        "| one message alone, µs (best of 5 × 5,000) | whole | normalize | lexicon | patterns "
+        "| scorer |"
+    )
+    print("|---|---|---|---|---|---|")
     for row in per_kind(moderator):
         print(row)
     print()

@@ -360,7 +360,7 @@ async def test_the_model_judges_what_the_score_sends(
         scorer_path=str(model_file),
         policy_dir=_policies(tmp_path),
         llm_base_url=fake.base_url,
-        llm_api_key="k",  # type: ignore[arg-type]
+        llm_api_key="k",
         cache_path=cache,
         llm_max_attempts=1,
     )
