@@ -68,7 +68,9 @@ scorer: $(STAMP) ## Retrain the shipped scorer from COLD and SWSR: make scorer D
 	@test -n "$(DATA)" || { echo "set DATA to the folder holding cold/ and swsr/"; exit 2; }
 	$(BIN)/moderation train --name cold-swsr --model-version 2026.12.0 \
 		--dataset $(DATA)/cold/train.csv --dataset $(DATA)/cold/dev.csv \
-		--dataset $(DATA)/swsr/SexComment.csv --output moderation/data/scorer/default.scorer
+		--dataset $(DATA)/swsr/SexComment.csv --category-col topic \
+		--category-map race=HATE/race --category-map region=HATE/regional \
+		--category-map gender=HATE/gender --output moderation/data/scorer/default.scorer
 
 .PHONY: bench
 bench: $(STAMP) ## Measure throughput, latency and memory (see BENCHMARKS.md)

@@ -315,6 +315,16 @@ def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     if not args.dataset and not args.from_verdicts:
         print("moderation train: give --dataset or --from-verdicts (or both)", file=sys.stderr)
         return 2
+    kind_map: dict[str, str] | None = None
+    for pair in args.category_map:
+        value, equals, kind = pair.partition("=")
+        if not equals or not value or not kind:
+            print(
+                f"moderation train: --category-map {pair!r}: use VALUE=CATEGORY[/sub]",
+                file=sys.stderr,
+            )
+            return 2
+        kind_map = {**(kind_map or {}), value: kind}
     normalizer, lexicon = load_prefilter()
     try:
         rows = train.read_rows(
@@ -324,6 +334,8 @@ def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
             [Path(p) for p in args.from_verdicts],
             text_col=args.text_col,
             label_col=args.label_col,
+            kind_col=args.category_col,
+            kind_map=kind_map,
         )
         trained = train.train(
             rows,
@@ -420,6 +432,18 @@ def parser() -> argparse.ArgumentParser:
         metavar="CACHE.sqlite",
         help="a verdict cache (MODERATION_CACHE_PATH): learn from the model's past verdicts",
     )
+    training.add_argument(
+        "--category-col",
+        help="column naming the kind of harm of harmful rows (CATEGORY or CATEGORY/sub): "
+        "trains category heads",
+    )
+    training.add_argument(
+        "--category-map",
+        action="append",
+        default=[],
+        metavar="VALUE=CATEGORY[/sub]",
+        help="translate a --category-col value (repeatable; unmapped values are left out)",
+    )
     training.add_argument("--output", required=True, help="the model file to write")
     training.add_argument("--bits", type=int, default=20, help="2**bits feature buckets (20)")
     training.add_argument("--c", type=float, default=8.0, help="inverse regularisation (8)")
@@ -430,7 +454,7 @@ def parser() -> argparse.ArgumentParser:
         "--category",
         default="HATE",
         choices=[c.name for c in Category],
-        help="the category a score-only label carries (HATE)",
+        help="the category of a score-only label when there are no heads (HATE)",
     )
     training.set_defaults(run=_cmd_train)
 

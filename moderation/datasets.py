@@ -34,6 +34,8 @@ class LabelledRow(NamedTuple):
     text: str
     label: str
     harmful: bool
+    kind: str = ""
+    """The value of the row's category column, when one was asked for and the file has it."""
 
 
 def _rows(path: Path) -> Iterator[Mapping[str, object]]:
@@ -77,9 +79,14 @@ def _pick(
 
 
 def labelled_rows(
-    path: Path, *, text_col: str | None = None, label_col: str | None = None
+    path: Path,
+    *,
+    text_col: str | None = None,
+    label_col: str | None = None,
+    kind_col: str | None = None,
 ) -> Iterator[LabelledRow]:
-    """Every row of ``path`` as text and label; ``DatasetError`` when it cannot be read so."""
+    """Every row of ``path`` as text and label (and the ``kind_col`` value, where the file has
+    that column); ``DatasetError`` when it cannot be read so."""
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
     columns: tuple[str, str] | None = None
@@ -92,8 +99,12 @@ def labelled_rows(
                 )
             raw_text, raw_label = row.get(columns[0]), row.get(columns[1])
             label = "" if raw_label is None else str(raw_label).strip()
+            kind = row.get(kind_col) if kind_col else None
             yield LabelledRow(
-                "" if raw_text is None else str(raw_text), label, label.lower() not in BENIGN
+                "" if raw_text is None else str(raw_text),
+                label,
+                label.lower() not in BENIGN,
+                "" if kind is None else str(kind).strip(),
             )
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from exc

@@ -341,11 +341,12 @@ class Moderator:
         scorer, risk = self.scorer, screening.risk
         if scorer is None or risk is None:
             return labels
-        if screening.policy.action(scorer.category, severity) is None:
+        category, subcategory = scorer.kind(screening.normalized.text)
+        if screening.policy.action(category, severity) is None:
             return labels
         label = Label(
-            category=scorer.category,
-            subcategory="learned",
+            category=category,
+            subcategory=subcategory,
             severity=severity,
             confidence=round(risk, 4),
             source=Source.SCORER,

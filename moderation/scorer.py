@@ -47,6 +47,9 @@ MAGIC = b"moderation-scorer 1\n"
 #: What the features are; a model file made for another layout is refused at load.
 LAYOUT = "char1-3+syllable1-2/fnv1a64-fmix64/binary-l2"
 MIN_BITS, MAX_BITS = 10, 24
+#: Buckets of the category heads: the low bits of the same hashes (a few categories need far
+#: fewer features than harmful-or-not).
+HEAD_BITS = 16
 #: Most features a piece of evidence names.
 EVIDENCE_LIMIT = 3
 
@@ -106,14 +109,17 @@ class Featurizer:
         )
         return cast("list[int]", found)
 
-    def weighed(self, text: str, weights: array[float]) -> tuple[float, int]:
-        """The sum of the weights of ``text``'s distinct buckets, and how many there are."""
+    def weighed(
+        self, text: str, weights: array[float], bits: int | None = None
+    ) -> tuple[float, int]:
+        """The sum of the weights of ``text``'s distinct buckets, and how many there are
+        (``bits``: bucket by the low bits of the same hashes, as the category heads do)."""
         found = _scan.hashed_ngrams(
             text,
             self._phonetics.syllables(text),
             self._hashes,
             self._first_code,
-            self.bits,
+            self.bits if bits is None else bits,
             weights,
             0,
         )
@@ -171,6 +177,33 @@ class Featurizer:
         return ranked[:top]
 
 
+def folded(buckets: list[int], bits: int) -> list[int]:
+    """Buckets of ``2**bits`` from wider ones: the low bits of the same hashes, each once."""
+    mask = (1 << bits) - 1
+    return list(dict.fromkeys(bucket & mask for bucket in buckets))
+
+
+def parse_kind(kind: str) -> tuple[Category, str]:
+    """``"HATE/regional"`` or ``"HATE"`` as a category and a subcategory; ``ValueError`` for
+    a name that is not a category."""
+    name, _, subcategory = kind.partition("/")
+    try:
+        return Category[name.strip().upper()], subcategory.strip()
+    except KeyError:
+        known = ", ".join(c.name for c in Category)
+        raise ValueError(f"{kind!r} names no category; use one of {known}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """One category head: its margin says how much a harmful text looks like this kind."""
+
+    category: Category
+    subcategory: str
+    bias: float
+    weights: array[float] = field(repr=False)
+
+
 def _sigmoid(z: float) -> float:
     if z >= 0:
         return 1.0 / (1.0 + math.exp(-z))
@@ -193,6 +226,9 @@ class ScorerModel:
     weights: array[float] = field(repr=False)
     training: Mapping[str, Any] = field(default_factory=dict)
     """What it was trained on: sources, rows, positives, and ``digest`` of the rows."""
+    heads: tuple[Head, ...] = ()
+    """Category heads (none, or two and more): which kind of harm a high score is."""
+    head_bits: int = HEAD_BITS
 
     @property
     def training_digest(self) -> str:
@@ -202,6 +238,8 @@ class ScorerModel:
     def to_bytes(self) -> bytes:
         """The model file's content (the same bytes for the same model: reproducible)."""
         weights = array("f", self.weights)
+        for head in self.heads:
+            weights.extend(head.weights)
         if sys.byteorder != "little":
             weights.byteswap()
         raw = weights.tobytes()
@@ -214,6 +252,11 @@ class ScorerModel:
             "calibration": list(self.calibration),
             "category": self.category.name,
             "training": dict(self.training),
+            "heads": [
+                {"category": h.category.name, "subcategory": h.subcategory, "bias": h.bias}
+                for h in self.heads
+            ],
+            "head_bits": self.head_bits,
             "weights_sha256": hashlib.sha256(raw).hexdigest(),
         }
         line = json.dumps(header, sort_keys=True, ensure_ascii=False).encode("utf-8")
@@ -256,27 +299,55 @@ class ScorerModel:
             name, version = str(header["name"]), str(header["version"])
             digest = str(header["weights_sha256"])
             training = header.get("training", {})
+            head_bits = int(header.get("head_bits", HEAD_BITS))
+            heads = [
+                (Category[h["category"]], str(h["subcategory"]), float(h["bias"]))
+                for h in header.get("heads", [])
+            ]
         except (KeyError, TypeError, ValueError) as exc:
             raise ScorerError(f"{source}: header: missing or invalid {exc}") from exc
         if not MIN_BITS <= bits <= MAX_BITS:
             raise ScorerError(f"{source}: bits is {bits}; it must be {MIN_BITS}..{MAX_BITS}")
+        if len(heads) == 1 or (heads and not MIN_BITS <= head_bits <= bits):
+            raise ScorerError(
+                f"{source}: head_bits is {head_bits} with {len(heads)} heads; it must be "
+                f"{MIN_BITS}..bits, with no head or two and more"
+            )
         if not all(math.isfinite(x) for x in (bias, a, b)) or not isinstance(training, dict):
             raise ScorerError(f"{source}: header: bias and calibration must be finite numbers")
         try:
             raw = zlib.decompress(body)
         except zlib.error as exc:
             raise ScorerError(f"{source}: the weights do not decompress ({exc}); corrupt") from exc
-        if len(raw) != 4 << bits or hashlib.sha256(raw).hexdigest() != digest:
+        if (
+            len(raw) != (4 << bits) + len(heads) * (4 << head_bits)
+            or hashlib.sha256(raw).hexdigest() != digest
+        ):
             raise ScorerError(
                 f"{source}: the weights do not match the header (size or sha256); corrupt"
             )
-        weights = array("f")
-        weights.frombytes(raw)
+        everything = array("f")
+        everything.frombytes(raw)
         if sys.byteorder != "little":
-            weights.byteswap()
-        if not all(math.isfinite(w) for w in weights):
+            everything.byteswap()
+        if not all(math.isfinite(w) for w in everything):
             raise ScorerError(f"{source}: the weights hold a value that is not finite; corrupt")
-        return cls(name, version, bits, bias, (a, b), category, weights, training)
+        main, size = 1 << bits, 1 << head_bits
+        return cls(
+            name,
+            version,
+            bits,
+            bias,
+            (a, b),
+            category,
+            everything[:main],
+            training,
+            tuple(
+                Head(kind, sub, head_bias, everything[main + i * size : main + (i + 1) * size])
+                for i, (kind, sub, head_bias) in enumerate(heads)
+            ),
+            head_bits,
+        )
 
     @classmethod
     def load(cls, path: Path | Traversable) -> ScorerModel:
@@ -319,6 +390,20 @@ class Scorer:
     def score(self, text: str) -> float:
         """The calibrated probability that a normalized text is harmful."""
         return _sigmoid(self._a * self.margin(text) + self._b)
+
+    def kind(self, text: str) -> tuple[Category, str]:
+        """Which kind of harm a normalized text looks like: the category head with the largest
+        margin, or the model's category (subcategory ``learned``) when it has no heads."""
+        model = self.model
+        if not model.heads:
+            return self.category, "learned"
+        best, best_margin = model.heads[0], -math.inf
+        for head in model.heads:
+            total, count = self.featurizer.weighed(text, head.weights, model.head_bits)
+            margin = head.bias + (total / math.sqrt(count) if count else 0.0)
+            if margin > best_margin:
+                best, best_margin = head, margin
+        return best.category, best.subcategory
 
     def evidence(self, normalized: Normalized) -> tuple[Evidence, ...]:
         """The spans that raised the score most, as evidence in the caller's text.

@@ -19,7 +19,7 @@ import json
 import math
 import sqlite3
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from moderation.domain import Category
 from moderation.errors import ConfigError, DatasetError
 from moderation.escalation import VERDICT_LABELS
 from moderation.normalize import Normalizer
-from moderation.scorer import LAYOUT, Featurizer, ScorerModel
+from moderation.scorer import HEAD_BITS, LAYOUT, Featurizer, Head, ScorerModel, folded, parse_kind
 
 DEFAULT_BITS = 20
 DEFAULT_C = 8.0
@@ -42,6 +42,8 @@ class Rows:
 
     buckets: list[list[int]]
     labels: list[int]
+    kinds: list[str]
+    """Per row, the kind of harm (``CATEGORY`` or ``CATEGORY/subcategory``) or empty."""
     sources: list[dict[str, Any]]
     digest: str
     """``sha256:<hex>`` of every row (source name, label, text or buckets), in order."""
@@ -55,21 +57,33 @@ class RowReader:
         self._featurizer = featurizer
         self._buckets: list[list[int]] = []
         self._labels: list[int] = []
+        self._kinds: list[str] = []
         self._sources: list[dict[str, Any]] = []
         self._digest = hashlib.sha256()
 
     def dataset(
-        self, path: Path, *, text_col: str | None = None, label_col: str | None = None
+        self,
+        path: Path,
+        *,
+        text_col: str | None = None,
+        label_col: str | None = None,
+        kind_col: str | None = None,
+        kind_map: Mapping[str, str] | None = None,
     ) -> None:
-        """Add every row of a labelled dataset that has text."""
+        """Add every row of a labelled dataset that has text. ``kind_col`` names a column of
+        the kind of harm of harmful rows: a category name, ``CATEGORY/subcategory``, or a value
+        ``kind_map`` translates into one (values it does not hold are left out)."""
         added = positives = 0
         self._digest.update(f"dataset\0{path.name}\0".encode())
-        for row in labelled_rows(path, text_col=text_col, label_col=label_col):
+        for row in labelled_rows(path, text_col=text_col, label_col=label_col, kind_col=kind_col):
             text = self._normalize(row.text).text
             if not text.strip():
                 continue
-            self._add(self._featurizer.buckets(text), int(row.harmful))
-            self._digest.update(f"{int(row.harmful)}\0{row.text}\0".encode("utf-8", "replace"))
+            kind = _kind(row.kind, kind_map, path) if row.harmful and row.kind else ""
+            self._add(self._featurizer.buckets(text), int(row.harmful), kind)
+            self._digest.update(
+                f"{int(row.harmful)}\0{kind}\0{row.text}\0".encode("utf-8", "replace")
+            )
             added += 1
             positives += row.harmful
         if not added:
@@ -105,7 +119,7 @@ class RowReader:
                 undecided += 1
                 continue
             buckets = list(memoryview(features).cast("I"))
-            self._add(buckets, label)
+            self._add(buckets, label, "")
             self._digest.update(bytes([label]) + bytes(features))
             added += 1
             positives += label
@@ -125,15 +139,35 @@ class RowReader:
             }
         )
 
-    def _add(self, buckets: list[int], label: int) -> None:
+    def _add(self, buckets: list[int], label: int, kind: str) -> None:
         self._buckets.append(buckets)
         self._labels.append(label)
+        self._kinds.append(kind)
 
     def rows(self) -> Rows:
         """Everything added so far."""
         return Rows(
-            self._buckets, self._labels, list(self._sources), "sha256:" + self._digest.hexdigest()
+            self._buckets,
+            self._labels,
+            self._kinds,
+            list(self._sources),
+            "sha256:" + self._digest.hexdigest(),
         )
+
+
+def _kind(value: str, kind_map: Mapping[str, str] | None, path: Path) -> str:
+    """A row's kind of harm as ``CATEGORY[/subcategory]``, or empty when the map leaves it out."""
+    if kind_map is not None:
+        value = kind_map.get(value, "")
+        if not value:
+            return ""
+    try:
+        category, subcategory = parse_kind(value)
+    except ValueError as exc:
+        raise DatasetError(
+            f"{path}: category column: {exc} (or map it with --category-map)"
+        ) from exc
+    return f"{category.name}/{subcategory}" if subcategory else category.name
 
 
 def _verdict_of(raw: str) -> str:
@@ -221,6 +255,8 @@ def train(
     platt.fit(margins.reshape(-1, 1), y)
     calibration = (float(platt.coef_[0][0]), float(platt.intercept_[0]))
     final = _fit(x, y, c)
+    head_bits = min(HEAD_BITS, bits)
+    heads, category = _heads(rows, c, category, head_bits)
     weights = array("f", final.coef_[0].astype(np.float32).tobytes())
     held_out_auc = round(float(roc_auc_score(y, margins)), 4)
     training = {
@@ -242,8 +278,43 @@ def train(
         category=category,
         weights=weights,
         training=training,
+        heads=heads,
+        head_bits=head_bits,
     )
     return Trained(model, held_out_auc, len(y), positives, final)
+
+
+def _heads(
+    rows: Rows, c: float, category: Category, head_bits: int
+) -> tuple[tuple[Head, ...], Category]:
+    """Category heads from the harmful rows with a kind: a multinomial logistic regression
+    over the same features bucketed by ``head_bits``. One kind only: no heads, and that
+    kind's category becomes the model's."""
+    np, _, logistic_regression, _, _ = _sklearn()
+    chosen = [i for i, kind in enumerate(rows.kinds) if kind and rows.labels[i]]
+    kinds = sorted({rows.kinds[i] for i in chosen})
+    if len(kinds) < 2:
+        return (), parse_kind(kinds[0])[0] if kinds else category
+    x = matrix([folded(rows.buckets[i], head_bits) for i in chosen], head_bits)
+    y = [rows.kinds[i] for i in chosen]
+    model = logistic_regression(C=c, solver="lbfgs", max_iter=5000)
+    model.fit(x, y)
+    coef, intercept = model.coef_, model.intercept_
+    if len(kinds) == 2:  # one margin for the second kind; the first's is zero
+        coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
+        intercept = [0.0, intercept[0]]
+    heads = []
+    for kind, weights, bias in zip(model.classes_, coef, intercept, strict=True):
+        head_category, subcategory = parse_kind(str(kind))
+        heads.append(
+            Head(
+                head_category,
+                subcategory,
+                float(bias),
+                array("f", weights.astype(np.float32).tobytes()),
+            )
+        )
+    return tuple(heads), category
 
 
 def read_rows(
@@ -254,11 +325,15 @@ def read_rows(
     *,
     text_col: str | None = None,
     label_col: str | None = None,
+    kind_col: str | None = None,
+    kind_map: Mapping[str, str] | None = None,
 ) -> Rows:
     """Every row of the datasets, then of the verdict caches, in the order given."""
     reader = RowReader(normalizer, featurizer)
     for path in datasets:
-        reader.dataset(path, text_col=text_col, label_col=label_col)
+        reader.dataset(
+            path, text_col=text_col, label_col=label_col, kind_col=kind_col, kind_map=kind_map
+        )
     for path in verdict_caches:
         reader.verdicts(path)
     return reader.rows()

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from moderation import train
 from moderation.compose import build_moderator, load_prefilter, load_scorer
 from moderation.domain import (
+    Category,
     Content,
     Decision,
     EscalationMode,
@@ -182,6 +183,66 @@ def test_training_refuses_one_sided_data(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "one.csv", [(t, 1) for t, _ in synthetic_rows(40, 3)])
     with pytest.raises(DatasetError, match="needs at least 5 harmful and 5 benign rows"):
         trained(path)
+
+
+THREATS = ["早晚收拾你", "等着瞧吧", "让你好看", "给我小心点", "出门当心点", "走夜路小心"]
+
+
+def kinded_rows(count: int, seed: int) -> list[tuple[str, int, str]]:
+    """The synthetic comments with a kind: insults are ``insult``, threats ``threat``."""
+    rng = random.Random(seed)
+    rows = []
+    for i, (text, harmful) in enumerate(synthetic_rows(count, seed)):
+        if harmful and i % 4 == 1:
+            rows.append(
+                (f"{rng.choice(FILLER)}{rng.choice(GROUPS)}，{rng.choice(THREATS)}", 1, "threat")
+            )
+        else:
+            rows.append((text, harmful, "insult" if harmful else ""))
+    return rows
+
+
+def test_category_heads_name_the_kind_of_harm(tmp_path: Path) -> None:
+    """With a category column, the model learns heads; a score-only label then carries the
+    kind its heads see, and the heads survive the file."""
+    path = tmp_path / "kinds.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label", "kind"])
+        writer.writerows(kinded_rows(400, 4))
+    rows = train.read_rows(
+        NORMALIZER,
+        featurizer(),
+        [path],
+        kind_col="kind",
+        kind_map={"insult": "ABUSE/insult", "threat": "VIOLENCE/threat"},
+    )
+    assert set(rows.kinds) == {"", "ABUSE/insult", "VIOLENCE/threat"}
+    model = train.train(rows, bits=BITS).model
+    assert [(h.category.name, h.subcategory) for h in model.heads] == [
+        ("ABUSE", "insult"),
+        ("VIOLENCE", "threat"),
+    ]
+    saved = tmp_path / "kinds.scorer"
+    model.save(saved)
+    scorer = Scorer(ScorerModel.load(saved), LEXICON.phonetics)
+    assert scorer.kind(NORMALIZER("楼上那位，早晚收拾你").text) == (Category.VIOLENCE, "threat")
+    assert scorer.kind(NORMALIZER("楼上那位都是没出息").text) == (Category.ABUSE, "insult")
+    with pytest.raises(DatasetError, match="'RUDE' names no category"):
+        train.read_rows(
+            NORMALIZER, featurizer(), [path], kind_col="kind", kind_map={"insult": "RUDE"}
+        )
+
+
+def test_one_kind_only_names_the_models_category(tmp_path: Path) -> None:
+    path = tmp_path / "one-kind.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label", "kind"])
+        writer.writerows((t, y, "ABUSE" if y else "") for t, y in synthetic_rows(200, 6))
+    model = train.train(train.read_rows(NORMALIZER, featurizer(), [path], kind_col="kind")).model
+    assert model.heads == ()
+    assert model.category is Category.ABUSE
 
 
 # -- model files ------------------------------------------------------------------------------
