@@ -73,6 +73,9 @@ class Report:
     labels: Counter[str] = field(default_factory=Counter)
     points: list[Point] = field(default_factory=list)
     policy: Policy | None = None
+    """The policy the items were judged under."""
+    policies: list[Policy] = field(default_factory=list)
+    """Every loaded policy (for the thresholds each uses)."""
 
 
 def evaluate(
@@ -85,7 +88,7 @@ def evaluate(
     limit: int | None = None,
 ) -> Report:
     """Run the cheap stage over every row of ``path`` and tally the outcome."""
-    report = Report()
+    report = Report(policies=list(moderator.policies))
     for index, row in enumerate(labelled_rows(path, text_col=text_col, label_col=label_col)):
         if limit is not None and index >= limit:
             break
@@ -262,5 +265,12 @@ def render(report: Report, name: str) -> str:
             "",
             f"Policy {policy.jurisdiction} ({policy.version}) uses escalate_at = "
             f"{policy.scorer.escalate_at}, block_at = {policy.scorer.block_at}.",
+        ]
+    if report.policies:
+        lines += ["", "| policy | escalate_at | block_at |", "|---|---|---|"]
+        lines += [
+            f"| {p.jurisdiction}{' (this run)' if p is policy else ''} "
+            f"| {p.scorer.escalate_at} | {p.scorer.block_at} |"
+            for p in report.policies
         ]
     return "\n".join(lines)

@@ -137,6 +137,12 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.risk = Histogram(
+            "moderation_risk_score",
+            "The learned scorer's probability per decision (watch it for drift)",
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+            registry=self.registry,
+        )
         self.model_latency = Histogram(
             "moderation_model_latency_seconds",
             "Time spent on model calls that answered",
@@ -165,6 +171,8 @@ class Metrics:
         for label in result.labels:
             self._labels_by(label.category.name, result.jurisdiction).inc()
         self._escalations_by(result.escalation.status.name).inc()
+        if result.risk is not None:
+            self.risk.observe(result.risk)
         if result.escalation.latency_s and result.escalation.status.name != "CACHED":
             self.model_latency.observe(result.escalation.latency_s)
 

@@ -96,47 +96,35 @@ class Featurizer:
             raise ScorerError("the scorer's hashed features are defined on little-endian hosts")
         self._hashes = hashes
 
-    def buckets(self, text: str) -> list[int]:
-        """The distinct buckets of ``text`` (a normalized text), in first-seen order."""
-        found = _scan.hashed_ngrams(
+    def _ngrams(
+        self, text: str, bits: int, weights: array[float] | None, top: int
+    ) -> list[int] | tuple[float, int] | list[tuple[float, int, int]]:
+        return _scan.hashed_ngrams(
             text,
             self._phonetics.syllables(text),
             self._hashes,
             self._first_code,
-            self.bits,
-            None,
-            0,
+            bits,
+            weights,
+            top,
         )
-        return cast("list[int]", found)
+
+    def buckets(self, text: str) -> list[int]:
+        """The distinct buckets of ``text`` (a normalized text), in first-seen order."""
+        return cast("list[int]", self._ngrams(text, self.bits, None, 0))
 
     def weighed(
         self, text: str, weights: array[float], bits: int | None = None
     ) -> tuple[float, int]:
         """The sum of the weights of ``text``'s distinct buckets, and how many there are
         (``bits``: bucket by the low bits of the same hashes, as the category heads do)."""
-        found = _scan.hashed_ngrams(
-            text,
-            self._phonetics.syllables(text),
-            self._hashes,
-            self._first_code,
-            self.bits if bits is None else bits,
-            weights,
-            0,
-        )
+        found = self._ngrams(text, self.bits if bits is None else bits, weights, 0)
         return cast("tuple[float, int]", found)
 
     def strongest(self, text: str, weights: array[float], top: int) -> list[tuple[float, int, int]]:
         """The ``top`` distinct buckets of ``text`` with the largest positive weights, as
         (weight, start, end) of the first n-gram that met each, strongest first."""
-        found = _scan.hashed_ngrams(
-            text,
-            self._phonetics.syllables(text),
-            self._hashes,
-            self._first_code,
-            self.bits,
-            weights,
-            top,
-        )
+        found = self._ngrams(text, self.bits, weights, top)
         return cast("list[tuple[float, int, int]]", found)
 
     def reference_ngrams(self, text: str) -> list[tuple[int, int, int]]:

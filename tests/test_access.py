@@ -334,6 +334,8 @@ async def test_metrics_count_rpcs_by_status_and_decisions(
     assert value("moderation_decisions_total", {"decision": "BLOCK", "jurisdiction": "CN"}) == 1
     assert value("moderation_labels_total", {"category": "ABUSE", "jurisdiction": "CN"}) == 1
     assert value("moderation_escalations_total", {"status": "NOT_NEEDED"}) == 2
+    assert value("moderation_risk_score_count") == 2  # one score per decision
+    assert value("moderation_risk_score_bucket", {"le": "0.3"}) == 1  # 你好; 你就是个傻逼 is 0.66
 
 
 def _paced_gate(tmp_path: Path, rate: int, burst: int) -> Gate:

@@ -508,6 +508,8 @@ def test_train_then_eval_then_policies(dataset: Path, tmp_path: Path) -> None:
     assert "Policy GLOBAL (global-2026.12.1) uses escalate_at = 0.3, block_at = never." in (
         done.stdout
     )
+    assert "| GLOBAL (this run) | 0.3 | never |" in done.stdout
+    assert "| US | 0.35 | never |" in done.stdout
 
     done = _cli("policies", "--json", MODERATION_SCORER_PATH=str(output))
     assert done.returncode == 0, done.stderr
