@@ -37,7 +37,6 @@ from moderation.rpc import convert
 from moderation.rpc.access import Gate, load_clients
 from moderation.rpc.server import LOOPBACK, ProbeTls, ServerOptions, probe, serve
 from moderation.settings import Settings
-from moderation.v1 import moderation_pb2 as pb
 
 log = structlog.get_logger("moderation.cli")
 
@@ -148,13 +147,7 @@ def _cmd_policies(settings: Settings, args: argparse.Namespace) -> int:
     _, lexicon = load_prefilter()
     scorer = load_scorer(settings.scorer_path)
     if args.json:
-        message = pb.ListPoliciesResponse(
-            policies=[convert.to_policy_info(p) for p in policies],
-            default_jurisdiction=policies.default,
-            lexicon_version=lexicon.version,
-            scorer_version=scorer.version if scorer else "",
-            scorer_training=scorer.training_digest if scorer else "",
-        )
+        message = convert.to_policy_list(policies, lexicon.version, scorer)
         print(json.dumps(convert.to_json(message), ensure_ascii=False, indent=2))
         return 0
     print(
@@ -315,16 +308,16 @@ def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     if not args.dataset and not args.from_verdicts:
         print("moderation train: give --dataset or --from-verdicts (or both)", file=sys.stderr)
         return 2
-    kind_map: dict[str, str] | None = None
+    kind_map: dict[str, str] = {}
     for pair in args.category_map:
-        value, equals, kind = pair.partition("=")
-        if not equals or not value or not kind:
+        value, _, kind = pair.partition("=")
+        if not value or not kind:
             print(
                 f"moderation train: --category-map {pair!r}: use VALUE=CATEGORY[/sub]",
                 file=sys.stderr,
             )
             return 2
-        kind_map = {**(kind_map or {}), value: kind}
+        kind_map[value] = kind
     normalizer, lexicon = load_prefilter()
     try:
         rows = train.read_rows(
@@ -335,7 +328,7 @@ def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
             text_col=args.text_col,
             label_col=args.label_col,
             kind_col=args.category_col,
-            kind_map=kind_map,
+            kind_map=kind_map or None,
         )
         trained = train.train(
             rows,

@@ -8,8 +8,6 @@ import json
 import math
 import random
 import sqlite3
-import subprocess
-import sys
 from array import array
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from moderation.policy import embedded_policy_dir
 from moderation.scorer import LAYOUT, MAGIC, Featurizer, Scorer, ScorerModel
 from moderation.settings import Settings
 from tests.fake_llm import FakeModel
+from tests.test_cli import run
 
 NORMALIZER, LEXICON = load_prefilter()
 BITS = 14
@@ -297,14 +296,7 @@ def test_the_server_refuses_to_start_on_a_bad_model_file(tmp_path: Path) -> None
     broken = tmp_path / "broken.scorer"
     broken.write_bytes(b"garbage")
     for path in (broken, tmp_path / "missing.scorer"):
-        done = subprocess.run(
-            [sys.executable, "-m", "moderation", "check", "--no-llm", "你好"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={"MODERATION_SCORER_PATH": str(path), "PATH": "/usr/bin:/bin"},
-            check=False,
-        )
+        done = run("check", "--no-llm", "你好", MODERATION_SCORER_PATH=str(path))
         assert done.returncode == 2
         assert str(path) in done.stderr
         assert "configuration error" in done.stderr
@@ -478,29 +470,18 @@ def test_a_cache_file_from_before_the_scorer_gains_the_feature_columns(tmp_path:
 # -- the command line -------------------------------------------------------------------------
 
 
-def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "moderation", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", **env},
-        check=False,
-    )
-
-
 def test_train_then_eval_then_policies(dataset: Path, tmp_path: Path) -> None:
     """``train`` writes a model file; ``eval`` with it prints the operating curve of rules,
     scorer and cascade, and the thresholds the policy uses; ``policies --json`` names the
     scorer and each policy's thresholds."""
     output = tmp_path / "cli.scorer"
-    done = _cli("train", "--dataset", str(dataset), "--output", str(output), "--bits", "14")
+    done = run("train", "--dataset", str(dataset), "--output", str(output), "--bits", "14")
     assert done.returncode == 0, done.stderr
     assert "400 rows (200 harmful)" in done.stdout
     assert ScorerModel.load(output).bits == 14
 
     held_out = write_csv(tmp_path / "held.csv", synthetic_rows(100, 5))
-    done = _cli("eval", "--dataset", str(held_out), MODERATION_SCORER_PATH=str(output))
+    done = run("eval", "--dataset", str(held_out), MODERATION_SCORER_PATH=str(output))
     assert done.returncode == 0, done.stderr
     assert "Operating curve" in done.stdout
     assert "Scorer AUC: 1.0000" in done.stdout
@@ -511,7 +492,7 @@ def test_train_then_eval_then_policies(dataset: Path, tmp_path: Path) -> None:
     assert "| GLOBAL (this run) | 0.3 | never |" in done.stdout
     assert "| US | 0.35 | never |" in done.stdout
 
-    done = _cli("policies", "--json", MODERATION_SCORER_PATH=str(output))
+    done = run("policies", "--json", MODERATION_SCORER_PATH=str(output))
     assert done.returncode == 0, done.stderr
     listing = json.loads(done.stdout)
     assert listing["scorer_version"] == "scorer-1"
@@ -522,10 +503,10 @@ def test_train_then_eval_then_policies(dataset: Path, tmp_path: Path) -> None:
 
 
 def test_train_says_what_is_missing(tmp_path: Path) -> None:
-    done = _cli("train", "--output", str(tmp_path / "x.scorer"))
+    done = run("train", "--output", str(tmp_path / "x.scorer"))
     assert done.returncode == 2
     assert "give --dataset or --from-verdicts" in done.stderr
-    done = _cli(
+    done = run(
         "train", "--dataset", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "x.scorer")
     )
     assert done.returncode == 2

@@ -20,7 +20,8 @@ from moderation.domain import (
     Variant,
 )
 from moderation.errors import InvalidRequest
-from moderation.policy import Policy
+from moderation.policy import Policy, PolicySet
+from moderation.scorer import Scorer
 from moderation.v1 import moderation_pb2 as pb
 
 _CATEGORY = {c: pb.Category.Value(f"CATEGORY_{c.name}") for c in Category}
@@ -155,6 +156,19 @@ def to_policy_info(policy: Policy) -> pb.PolicyInfo:
         fail_mode=_DECISION[policy.fail_mode],
         escalate_at=None if policy.scorer.escalate_at == "never" else policy.scorer.escalate_at,
         block_at=None if policy.scorer.block_at == "never" else policy.scorer.block_at,
+    )
+
+
+def to_policy_list(
+    policies: PolicySet, lexicon_version: str, scorer: Scorer | None
+) -> pb.ListPoliciesResponse:
+    """The wire listing of the loaded policies, the lexicon and the scorer."""
+    return pb.ListPoliciesResponse(
+        policies=[to_policy_info(p) for p in policies],
+        default_jurisdiction=policies.default,
+        lexicon_version=lexicon_version,
+        scorer_version=scorer.version if scorer else "",
+        scorer_training=scorer.training_digest if scorer else "",
     )
 
 

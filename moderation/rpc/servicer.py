@@ -299,11 +299,7 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
     ) -> pb.ListPoliciesResponse:
         """The jurisdictions, their versions and enabled categories."""
         charge(current_client.get(), 1)
-        policies = self._moderator.policies
-        return pb.ListPoliciesResponse(
-            policies=[convert.to_policy_info(p) for p in policies],
-            default_jurisdiction=policies.default,
-            lexicon_version=self._moderator.lexicon_version,
-            scorer_version=scorer.version if (scorer := self._moderator.scorer) else "",
-            scorer_training=scorer.training_digest if scorer else "",
+        moderator = self._moderator
+        return convert.to_policy_list(
+            moderator.policies, moderator.lexicon_version, moderator.scorer
         )
