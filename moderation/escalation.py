@@ -30,15 +30,15 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
 
 from moderation.detect import PLACEHOLDERS, PatternDetector
 from moderation.domain import Category, Judgement, Label, Severity, Source
-from moderation.errors import ModelResponseError
+from moderation.errors import ModelResponseError, ModelTimeout
 from moderation.llm import ChatClient, Usage
 from moderation.pipeline import Screening
 from moderation.policy import Policy
@@ -46,11 +46,22 @@ from moderation.scorer import LAYOUT, Featurizer
 
 log = structlog.get_logger("moderation.escalation")
 
-CategoryName = Literal[
-    "ABUSE", "HATE", "SEXUAL", "MINOR_SAFETY", "VIOLENCE", "SELF_HARM", "EXTREMISM",
-    "ILLEGAL", "SPAM", "POLITICAL", "PII",
-]  # fmt: skip
-SeverityName = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
+
+def _severity(value: object) -> Severity:
+    if isinstance(value, Severity):
+        return value
+    if isinstance(value, str) and value in Severity.__members__:
+        return Severity[value]
+    raise ValueError(f"severity must be one of {', '.join(Severity.__members__)}")
+
+
+#: A severity travels by name (``"HIGH"``), as the prompt and the wire name it.
+SeverityName = Annotated[
+    Severity,
+    PlainValidator(_severity),
+    PlainSerializer(lambda severity: severity.name, return_type=str),
+    WithJsonSchema({"type": "string", "enum": list(Severity.__members__)}),
+]
 
 
 class VerdictLabel(BaseModel):
@@ -58,45 +69,51 @@ class VerdictLabel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    category: CategoryName
+    category: Category
     severity: SeverityName
     confidence: float = Field(ge=0.0, le=1.0)
     rationale: str = Field(max_length=1000)
 
 
 class Verdict(BaseModel):
-    """The model's answer (DESIGN.md: the verdict the model must return)."""
+    """The model's answer: a verdict and the categories behind it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     verdict: Literal["safe", "controversial", "unsafe"]
-    labels: list[VerdictLabel] = Field(max_length=11)
+    labels: list[VerdictLabel] = Field(max_length=len(Category))
 
 
-#: The JSON schema sent as ``response_format``; strict mode needs every field required and no
-#: extra properties anywhere.
-VERDICT_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["verdict", "labels"],
-    "properties": {
-        "verdict": {"type": "string", "enum": ["safe", "controversial", "unsafe"]},
-        "labels": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["category", "severity", "confidence", "rationale"],
-                "properties": {
-                    "category": {"type": "string", "enum": [c.name for c in Category]},
-                    "severity": {"type": "string", "enum": [s.name for s in Severity]},
-                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                    "rationale": {"type": "string"},
-                },
-            },
-        },
-    },
-}
+def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema as strict structured output takes it: references inlined, no
+    titles or descriptions, every object closed with all of its properties required.
+
+    The schema sent to the model and the parser of its answer are the same model, so they
+    cannot drift apart.
+    """
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            return inline(definitions[node["$ref"].rsplit("/", 1)[1]])
+        out = {k: inline(v) for k, v in node.items() if k not in ("title", "description")}
+        closed = out.get("additionalProperties") is False
+        complete = set(out.get("required", ())) == set(out.get("properties", {}))
+        if out.get("type") == "object" and not (closed and complete):
+            raise TypeError(f"{model.__name__}: every object must be closed and complete")
+        return out
+
+    result: dict[str, Any] = inline(schema)
+    return result
+
+
+#: The JSON schema sent as ``response_format``, derived from ``Verdict``.
+VERDICT_SCHEMA: Mapping[str, Any] = strict_schema(Verdict)
 
 OUTPUT_CONTRACT = """\
 Answer with one JSON object and nothing else:
@@ -343,9 +360,9 @@ class VerdictCache:
 def _labels(verdict: Verdict) -> tuple[Label, ...]:
     return tuple(
         Label(
-            category=Category[label.category],
+            category=label.category,
             subcategory="",
-            severity=Severity[label.severity],
+            severity=label.severity,
             confidence=label.confidence,
             source=Source.LLM,
             rationale=label.rationale,
@@ -371,6 +388,14 @@ class Spend:
         self.cost += usage.cost
 
 
+@dataclass(slots=True)
+class _Flight:
+    """One model call in flight, shared by every caller asking about the same text."""
+
+    task: asyncio.Future[Judgement]
+    waiters: int = 0
+
+
 class ModelEscalator:
     """The ``Escalator`` of the pipeline: cache, single flight, prompt, one model call."""
 
@@ -388,7 +413,7 @@ class ModelEscalator:
         self._patterns = patterns
         self.cache = cache
         self._max_content_tokens = max_content_tokens
-        self._in_flight: dict[str, asyncio.Future[Judgement]] = {}
+        self._in_flight: dict[str, _Flight] = {}
         self.spend = Spend()
 
     @property
@@ -411,30 +436,41 @@ class ModelEscalator:
             model, raw = cached
             verdict = Verdict.model_validate_json(raw)
             return Judgement(verdict.verdict, _labels(verdict), model, cached=True)
-        shared = self._in_flight.get(key)
-        if shared is not None:
-            judgement = await asyncio.shield(shared)
-            return Judgement(
-                judgement.verdict,
-                judgement.labels,
-                judgement.model,
-                cached=True,
-                truncated=judgement.truncated,
-            )
-        future: asyncio.Future[Judgement] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
+        flight = self._in_flight.get(key)
+        leader = flight is None
+        if flight is None:
+            flight = _Flight(asyncio.ensure_future(self._ask(screening, policy, budget_s, key)))
+            self._in_flight[key] = flight
+            flight.task.add_done_callback(lambda _: self._landed(key, flight))
+        flight.waiters += 1
         try:
-            judgement = await self._ask(screening, policy, budget_s, key)
-        except BaseException as exc:
-            if not future.done():
-                future.set_exception(exc)
-                future.exception()  # retrieved: followers re-raise it, nobody else must
-            raise
-        else:
-            future.set_result(judgement)
-            return judgement
+            # The call is a task of its own: a caller that is cancelled or runs out of time
+            # leaves it running for the others; the last one to leave cancels it.
+            async with asyncio.timeout(budget_s):
+                judgement = await asyncio.shield(flight.task)
+        except TimeoutError as exc:
+            raise ModelTimeout(f"no shared answer within the budget of {budget_s:.2f} s") from exc
         finally:
-            self._in_flight.pop(key, None)
+            flight.waiters -= 1
+            if flight.waiters == 0 and not flight.task.done():
+                flight.task.cancel()
+                if self._in_flight.get(key) is flight:
+                    del self._in_flight[key]  # the next caller starts afresh
+        if leader:
+            return judgement
+        return Judgement(
+            judgement.verdict,
+            judgement.labels,
+            judgement.model,
+            cached=True,
+            truncated=judgement.truncated,
+        )
+
+    def _landed(self, key: str, flight: _Flight) -> None:
+        if self._in_flight.get(key) is flight:
+            del self._in_flight[key]
+        if not flight.task.cancelled():
+            flight.task.exception()  # retrieved: the waiters re-raise it, nobody else must
 
     async def _ask(
         self, screening: Screening, policy: Policy, budget_s: float | None, key: str

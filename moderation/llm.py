@@ -160,6 +160,10 @@ class Breaker:
             self.transitions.append(BreakerState.CLOSED)
         self._consecutive, self._opened_at, self._probing = 0, None, False
 
+    def abandon(self) -> None:
+        """A call ended with no outcome (cancelled): a probe it held goes to the next call."""
+        self._probing = False
+
     def failure(self) -> None:
         """A call failed: count it, and open (or reopen after a failed probe)."""
         self._consecutive += 1
@@ -279,6 +283,9 @@ class ChatClient:
             raise ModelTimeout(f"no answer within the budget of {budget:.2f} s") from exc
         except ModelError:
             self.breaker.failure()
+            raise
+        except BaseException:
+            self.breaker.abandon()  # cancelled: no verdict on the endpoint either way
             raise
         self.breaker.success()
         return completion

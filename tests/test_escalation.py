@@ -11,11 +11,22 @@ from typing import Any
 
 import grpc
 import httpx
+import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from moderation.compose import build_moderator
-from moderation.domain import Content, Decision, EscalationMode, EscalationStatus
-from moderation.escalation import VERDICT_SCHEMA
+from moderation.domain import (
+    Category,
+    Content,
+    Decision,
+    EscalationMode,
+    EscalationStatus,
+    Severity,
+)
+from moderation.errors import ModelResponseError
+from moderation.escalation import VERDICT_SCHEMA, parse_verdict
 from moderation.pipeline import Moderator
 from moderation.settings import Settings
 from tests.fake_llm import CARELESS_MARKERS, Answer, FakeModel, completion, toy_model, verdict
@@ -96,6 +107,65 @@ async def test_the_verdict_schema_is_sent(make: Callable[..., Moderator], fake: 
     assert fmt["json_schema"]["schema"] == json.loads(json.dumps(VERDICT_SCHEMA))
     assert request["temperature"] == 0
     assert fake.headers[0]["authorization"] == "Bearer test-key"
+
+
+_VALUES = st.one_of(
+    st.sampled_from([*Category.__members__, *Severity.__members__, "safe", "unsafe", "HAT"]),
+    st.floats(-0.5, 1.5, allow_nan=False),
+    st.integers(0, 3),
+    st.text(max_size=3),
+    st.none(),
+)
+_LABEL_KEYS = ["category", "severity", "confidence", "rationale", "extra"]
+
+
+@st.composite
+def _answers(draw: st.DrawFn) -> Any:
+    """Verdict-shaped JSON values, mostly right, often wrong in one place."""
+    label = st.dictionaries(st.sampled_from(_LABEL_KEYS), _VALUES, min_size=3, max_size=5)
+    good_label = st.fixed_dictionaries(
+        {
+            "category": st.sampled_from(list(Category.__members__)),
+            "severity": st.sampled_from(list(Severity.__members__)),
+            "confidence": st.floats(0, 1),
+            "rationale": st.text(max_size=5),
+        }
+    )
+    return draw(
+        st.fixed_dictionaries(
+            {
+                "verdict": st.one_of(st.sampled_from(["safe", "controversial", "unsafe"]), _VALUES),
+                "labels": st.one_of(
+                    st.lists(good_label, max_size=len(Category) + 2),
+                    st.lists(st.one_of(good_label, label), max_size=3),
+                ),
+            }
+        )
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(answer=_answers())
+def test_the_schema_sent_and_the_parser_agree(answer: Any) -> None:
+    """Whatever the schema admits the parser takes, and whatever it refuses the parser refuses."""
+    admitted = jsonschema.Draft202012Validator(VERDICT_SCHEMA).is_valid(answer)
+    try:
+        parse_verdict(json.dumps(answer))
+    except ModelResponseError:
+        parsed = False
+    else:
+        parsed = True
+    assert admitted == parsed, answer
+
+
+def test_the_schema_names_every_category_and_severity() -> None:
+    """The enums the model may answer with are the service's own, in strict form."""
+    label = VERDICT_SCHEMA["properties"]["labels"]["items"]
+    assert label["properties"]["category"]["enum"] == list(Category.__members__)
+    assert label["properties"]["severity"]["enum"] == list(Severity.__members__)
+    assert label["additionalProperties"] is False
+    assert VERDICT_SCHEMA["additionalProperties"] is False
+    assert "$defs" not in json.dumps(VERDICT_SCHEMA)
 
 
 async def test_no_personal_data_reaches_the_model(
@@ -274,6 +344,61 @@ async def test_identical_requests_in_flight_share_one_call(
     assert sorted(r.escalation.status.name for r in results) == ["CACHED"] * 4 + ["RESOLVED"]
 
 
+async def test_a_cancelled_caller_leaves_the_shared_call_to_the_others(
+    make: Callable[..., Moderator], fake: FakeModel
+) -> None:
+    """The first caller of a shared call goes away; the second still gets the answer in time."""
+    fake.default = lambda r: Answer(delay=0.5)
+    moderator = make()
+    first = asyncio.create_task(judge(moderator, AMBIGUOUS))
+    await asyncio.sleep(0.1)
+    began = time.monotonic()
+    second = asyncio.create_task(
+        moderator.moderate(Content(text=AMBIGUOUS), deadline=time.monotonic() + 5)
+    )
+    await asyncio.sleep(0.1)
+    first.cancel()
+    result = await second
+    assert time.monotonic() - began < 1.0
+    assert result.escalation.status is EscalationStatus.CACHED
+    assert len(fake.requests) == 1
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def test_a_shared_call_is_cancelled_when_every_caller_has_gone(
+    make: Callable[..., Moderator], fake: FakeModel
+) -> None:
+    """Nobody left waiting: the call is abandoned, and the next caller makes a fresh one."""
+    fake.default = lambda r: Answer(delay=0.5)
+    moderator = make()
+    callers = [asyncio.create_task(judge(moderator, AMBIGUOUS)) for _ in range(2)]
+    await asyncio.sleep(0.1)
+    for caller in callers:
+        caller.cancel()
+    await asyncio.gather(*callers, return_exceptions=True)
+    fake.default = lambda r: Answer()
+    result = await judge(moderator, AMBIGUOUS)
+    assert result.escalation.status is EscalationStatus.RESOLVED
+    assert len(fake.requests) == 2
+
+
+async def test_a_follower_keeps_its_own_deadline(
+    make: Callable[..., Moderator], fake: FakeModel
+) -> None:
+    """A caller joining a long shared call still answers, degraded, at its own deadline."""
+    fake.default = lambda r: Answer(delay=1.2)
+    moderator = make()
+    leader = asyncio.create_task(judge(moderator, AMBIGUOUS))
+    await asyncio.sleep(0.1)
+    began = time.monotonic()
+    result = await moderator.moderate(Content(text=AMBIGUOUS), deadline=time.monotonic() + 0.3)
+    assert time.monotonic() - began < 0.8
+    assert result.escalation.status is EscalationStatus.UNAVAILABLE
+    assert "ModelTimeout" in result.escalation.reason
+    assert (await leader).escalation.status is EscalationStatus.RESOLVED
+
+
 async def test_sqlite_cache_survives_a_restart(
     make: Callable[..., Moderator], fake: FakeModel, tmp_path: Path
 ) -> None:
@@ -306,6 +431,26 @@ async def test_breaker_opens_then_recovers(make: Callable[..., Moderator], fake:
     after = await judge(moderator, "一起溜冰吗e")
     assert after.escalation.status is EscalationStatus.RESOLVED
     assert len(fake.requests) == 4
+
+
+async def test_a_cancelled_probe_does_not_keep_the_breaker_open(
+    make: Callable[..., Moderator], fake: FakeModel
+) -> None:
+    """The one trial call after the cooldown is cancelled: the next call is the trial instead."""
+    fake.default = lambda r: Answer(status=500, body={})
+    moderator = make(llm_max_attempts=1, llm_breaker_failures=1, llm_breaker_cooldown_seconds=0.3)
+    assert (await judge(moderator, "一起溜冰吗a")).escalation.status is EscalationStatus.UNAVAILABLE
+    await asyncio.sleep(0.4)
+    fake.default = lambda r: Answer(delay=5)
+    probe = asyncio.create_task(judge(moderator, "一起溜冰吗b"))
+    await asyncio.sleep(0.2)
+    assert len(fake.requests) == 2  # the probe was sent
+    probe.cancel()
+    await asyncio.gather(probe, return_exceptions=True)
+    fake.default = lambda r: Answer()
+    after = await judge(moderator, "一起溜冰吗c")
+    assert after.escalation.status is EscalationStatus.RESOLVED
+    assert len(fake.requests) == 3
 
 
 async def test_deadline_bounds_the_total_time(
@@ -517,6 +662,26 @@ async def test_grpc_deadline_bounds_a_hanging_model(
     assert time.monotonic() - began < 1.0
     assert reply.escalation.status == pb.ESCALATION_STATUS_UNAVAILABLE
     assert reply.decision == pb.DECISION_REVIEW
+    assert len(fake.requests) == 1
+
+
+async def test_a_client_that_hangs_up_does_not_stall_another_with_the_same_text(
+    served: Callable[..., Any], fake: FakeModel
+) -> None:
+    """Two RPCs share one model call; the first client cancels; the second answers at once."""
+    from moderation.v1 import moderation_pb2 as pb
+
+    fake.default = lambda r: Answer(delay=0.5)
+    stub = await served()
+    first = stub.Moderate(pb.ModerateRequest(text=AMBIGUOUS), timeout=5)
+    await asyncio.sleep(0.1)
+    began = time.monotonic()
+    second = asyncio.ensure_future(stub.Moderate(pb.ModerateRequest(text=AMBIGUOUS), timeout=5))
+    await asyncio.sleep(0.1)
+    first.cancel()
+    reply = await second
+    assert time.monotonic() - began < 1.5
+    assert reply.escalation.status == pb.ESCALATION_STATUS_CACHED
     assert len(fake.requests) == 1
 
 
