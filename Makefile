@@ -11,6 +11,7 @@ GEN := moderation/v1/moderation_pb2.py moderation/v1/moderation_pb2.pyi \
        moderation/v1/moderation_pb2_grpc.py moderation/v1/moderation_pb2_grpc.pyi
 HOST ?= 127.0.0.1
 PORT ?= 50051
+IMAGE ?= moderation:latest
 
 # The C extension (moderation/_scan.c) is built in place by the editable install.
 $(STAMP): pyproject.toml moderation/_scan.c
@@ -21,7 +22,10 @@ $(STAMP): pyproject.toml moderation/_scan.c
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk -F ':.*## ' -v host='$(HOST)' -v port='$(PORT)' -v image='$(IMAGE)' \
+		'{gsub(/\$$\(HOST\)/, host, $$2); gsub(/\$$\(PORT\)/, port, $$2); \
+		gsub(/\$$\(IMAGE\)/, image, $$2); printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: install
 install: $(STAMP) ## Create .venv and install the package with its dev tools
@@ -79,6 +83,16 @@ bench: $(STAMP) ## Measure throughput, latency and memory (see BENCHMARKS.md)
 .PHONY: load
 load: $(STAMP) ## Load the server on loopback next to a bare echo server (see BENCHMARKS.md)
 	$(BIN)/python -m tests.load
+
+.PHONY: lock
+lock: $(STAMP) ## Re-pin requirements.lock (the image installs exactly these) from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+		--upgrade --quiet -o requirements.lock
+
+.PHONY: image
+image: $(STAMP) ## Build the container image $(IMAGE) and smoke-test it (needs Docker)
+	docker build --tag $(IMAGE) .
+	$(BIN)/python -m tests.smoke --image $(IMAGE)
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and auto-fix

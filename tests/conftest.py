@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -78,3 +82,41 @@ async def channel(service: Service) -> AsyncIterator[grpc.aio.Channel]:
 def stub(channel: grpc.aio.Channel) -> ModerationServiceAsyncStub:
     """The generated client stub."""
     return pb_grpc.ModerationServiceStub(channel)
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """Server processes a test started; killed if the test left them running."""
+    started: list[asyncio.subprocess.Process] = []
+    yield started
+    for process in started:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def spawn_server(
+    started: list[asyncio.subprocess.Process], **env: str
+) -> tuple[asyncio.subprocess.Process, str, list[str]]:
+    """Start ``moderation serve`` on an ephemeral port; its process, address and log so far."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "moderation",
+        "serve",
+        "--port",
+        "0",
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    started.append(process)
+    assert process.stderr is not None
+    lines: list[str] = []
+    while True:
+        raw = await asyncio.wait_for(process.stderr.readline(), timeout=30)
+        assert raw, f"server exited early: {lines}"
+        lines.append(raw.decode())
+        event = json.loads(raw)
+        if event.get("event") == "server.started":
+            return process, event["address"], lines

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from moderation.v1 import moderation_pb2 as pb
 from moderation.v1 import moderation_pb2_grpc as pb_grpc
+from tests.conftest import spawn_server
 
 SECRET_TEXTS = [
     "你就是个傻逼私密句子",
@@ -22,43 +22,6 @@ SECRET_TEXTS = [
     "我草这是什么",
     "纪念六四的文章",
 ]
-
-
-@pytest.fixture
-async def processes() -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    """Server processes a test started; killed if the test left them running."""
-    started: list[asyncio.subprocess.Process] = []
-    yield started
-    for process in started:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
-async def _spawn(
-    started: list[asyncio.subprocess.Process], **env: str
-) -> tuple[asyncio.subprocess.Process, str, list[str]]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "moderation",
-        "serve",
-        "--port",
-        "0",
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    started.append(process)
-    assert process.stderr is not None
-    lines: list[str] = []
-    while True:
-        raw = await asyncio.wait_for(process.stderr.readline(), timeout=30)
-        assert raw, f"server exited early: {lines}"
-        lines.append(raw.decode())
-        event = json.loads(raw)
-        if event.get("event") == "server.started":
-            return process, event["address"], lines
 
 
 async def _drain(process: asyncio.subprocess.Process, lines: list[str]) -> int:
@@ -72,7 +35,7 @@ async def test_sigterm_drains_finishes_calls_in_flight_and_exits_0(
     processes: list[asyncio.subprocess.Process],
 ) -> None:
     """On SIGTERM health turns NOT_SERVING, a stream in flight still completes, exit code is 0."""
-    process, address, lines = await _spawn(
+    process, address, lines = await spawn_server(
         processes, MODERATION_DRAIN_SECONDS="0.5", MODERATION_GRACE_SECONDS="10"
     )
     async with grpc.aio.insecure_channel(address) as channel:
@@ -115,7 +78,7 @@ async def test_sigterm_drains_finishes_calls_in_flight_and_exits_0(
 
 async def test_log_lines_never_hold_user_text(processes: list[asyncio.subprocess.Process]) -> None:
     """Every log line of a serving process is JSON with ids and hashes, never the user's text."""
-    process, address, lines = await _spawn(processes)
+    process, address, lines = await spawn_server(processes)
     async with grpc.aio.insecure_channel(address) as channel:
         stub = pb_grpc.ModerationServiceStub(channel)
         for i, text in enumerate(SECRET_TEXTS):
@@ -146,7 +109,7 @@ async def test_taken_port_refuses_to_start_saying_so(
     processes: list[asyncio.subprocess.Process],
 ) -> None:
     """A second server on a port in use exits 2 with what to change, not a traceback."""
-    _, address, _ = await _spawn(processes)
+    _, address, _ = await spawn_server(processes)
     port = address.rsplit(":", 1)[1]
     second = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -185,7 +148,7 @@ async def test_metrics_endpoint_and_no_user_text_in_any_log_line(
     await fake.start()
     port = _free_port()
     try:
-        process, address, lines = await _spawn(
+        process, address, lines = await spawn_server(
             processes,
             MODERATION_LOG_LEVEL="DEBUG",
             MODERATION_METRICS_PORT=str(port),
