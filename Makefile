@@ -12,6 +12,9 @@ GEN := moderation/v1/moderation_pb2.py moderation/v1/moderation_pb2.pyi \
 HOST ?= 127.0.0.1
 PORT ?= 50051
 IMAGE ?= moderation:latest
+# The contract as last released: `make lint` refuses a change that would break its clients.
+# At a release: node_modules/.bin/buf build -o proto/released/VERSION.binpb and point this at it.
+RELEASED := proto/released/0.1.0.binpb
 
 # The C extension (moderation/_scan.c) is built in place by the editable install.
 $(STAMP): pyproject.toml moderation/_scan.c
@@ -34,9 +37,16 @@ install: $(STAMP) ## Create .venv and install the package with its dev tools
 run: $(STAMP) ## Serve on $(HOST):$(PORT) with the embedded defaults (no API key needed)
 	$(BIN)/moderation serve --host $(HOST) --port $(PORT)
 
+# The tests also run the Node.js example client and buf (both from npm).
+NODE_DEPS := examples/node/node_modules/.installed node_modules/.bin/buf
+
 .PHONY: test
-test: $(STAMP) ## Run the tests
+test: $(STAMP) $(NODE_DEPS) ## Run the tests
 	$(BIN)/pytest -q
+
+examples/node/node_modules/.installed: examples/node/package-lock.json
+	npm ci --prefix examples/node --no-audit --no-fund --silent
+	touch $@
 
 .PHONY: proto
 proto: $(STAMP) ## Regenerate the Python code in moderation/v1 from proto/
@@ -46,8 +56,9 @@ proto: $(STAMP) ## Regenerate the Python code in moderation/v1 from proto/
 		--python_out=. --mypy_out=. --grpc_python_out=. --mypy_grpc_out=. $(PROTO)
 
 .PHONY: lint
-lint: $(STAMP) node_modules/.bin/buf ## buf lint, ruff, mypy --strict, import contracts
+lint: $(STAMP) node_modules/.bin/buf ## buf lint and breaking, ruff, mypy --strict, import contracts
 	node_modules/.bin/buf lint
+	node_modules/.bin/buf breaking --against $(RELEASED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

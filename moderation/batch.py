@@ -615,6 +615,18 @@ async def run_batch(
                 progress.update(summary.items + summary.errors, summary, final=True)
     finally:
         checkpoint.close()
+    log.info(
+        "batch.finished",
+        items=summary.items,
+        errors=summary.errors,
+        duplicates=summary.duplicates,
+        decisions=dict(summary.decisions),
+        categories=dict(summary.categories),
+        escalations=dict(summary.escalations),
+        model_calls=summary.model_calls,
+        cost=round(summary.cost, 6),
+        seconds=round(summary.seconds, 3),
+    )
     return summary
 
 

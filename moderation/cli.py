@@ -218,7 +218,7 @@ def _cmd_batch(settings: Settings, args: argparse.Namespace) -> int:
     if args.engine == "ray":
         return _batch_on_ray(settings, args, output)
     source = open_source(args.input)
-    moderator = build_moderator(settings, use_model=not args.no_llm)
+    moderator = build_moderator(settings, use_model=not args.no_llm, log_decisions=args.log_items)
     options = BatchOptions(
         jurisdiction=(args.jurisdiction or "").strip().upper(),
         use_model=not args.no_llm,
@@ -387,6 +387,11 @@ def parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=32, help="model calls at once (default 32)"
     )
     batch.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
+    batch.add_argument(
+        "--log-items",
+        action="store_true",
+        help="log a moderation.decided line per item (default: a batch.finished summary only)",
+    )
     batch.add_argument(
         "--compare", metavar="PREVIOUS.jsonl", help="report what changed since a previous output"
     )

@@ -92,11 +92,14 @@ def build_moderator(
     use_model: bool = True,
     http: httpx.AsyncClient | None = None,
     on_result: Callable[[ModerationResult], None] | None = None,
+    log_decisions: bool = True,
 ) -> Moderator:
     """Load policies and the lexicon, compile the detectors, and wire the ``Moderator``.
 
     The model is wired when ``use_model`` and a key is configured; otherwise escalated items
-    are answered by the heuristics and say the model was unavailable.
+    are answered by the heuristics and say the model was unavailable. Without
+    ``log_decisions`` no ``moderation.decided`` line is written per item (batch reruns log a
+    summary instead).
     """
     normalizer, lexicon = load_prefilter()
     policies = load_policies(settings.policy_dir, default=settings.default_jurisdiction)
@@ -111,4 +114,5 @@ def build_moderator(
         scorer=load_scorer(settings.scorer_path),
         max_text_chars=settings.max_text_chars,
         on_result=on_result,
+        log_decisions=log_decisions,
     )

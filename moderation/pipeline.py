@@ -125,8 +125,10 @@ class Moderator:
         scorer: Scorer | None = None,
         max_text_chars: int = 20_000,
         on_result: Callable[[ModerationResult], None] | None = None,
+        log_decisions: bool = True,
     ) -> None:
         self._normalize = normalizer
+        self._log_decisions = log_decisions
         self.scorer = scorer
         self._score = None if scorer is None else scorer.score
         self._scorer_stamp = (
@@ -442,7 +444,7 @@ class Moderator:
     def _log(self, screening: Screening, result: ModerationResult) -> None:
         if self._on_result is not None:
             self._on_result(result)
-        if not logging_enabled(logging.INFO):
+        if not (self._log_decisions and logging_enabled(logging.INFO)):
             return
         escalation = result.escalation
         model: dict[str, object] = {}

@@ -95,6 +95,31 @@ def test_jsonl_rows_are_answered_in_order_with_bad_rows_set_aside(tmp_path: Path
     assert "\r" not in done.stderr  # no progress bar when not on a terminal
 
 
+def test_a_run_logs_a_summary_not_a_line_per_item_unless_asked(tmp_path: Path) -> None:
+    """By default one batch.finished line with the counts; --log-items adds a line per item."""
+    source = write_jsonl(
+        tmp_path / "in.jsonl", [{"text": f"{TEXTS[i % len(TEXTS)]} {i}"} for i in range(30)]
+    )
+
+    def events(done: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+
+    quiet = events(
+        run_cli("--input", str(source), "--output", str(tmp_path / "a.jsonl"), "--no-llm")
+    )
+    assert [e["event"] for e in quiet if e["event"] == "moderation.decided"] == []
+    (finished,) = [e for e in quiet if e["event"] == "batch.finished"]
+    assert finished["items"] == 30
+    assert sum(finished["decisions"].values()) == 30
+    loud = events(
+        run_cli(
+            "--input", str(source), "--output", str(tmp_path / "b.jsonl"), "--no-llm", "--log-items"
+        )
+    )
+    assert len([e for e in loud if e["event"] == "moderation.decided"]) == 30
+
+
 def test_answers_equal_the_check_command(tmp_path: Path) -> None:
     """A batch line is the same JSON form as ``moderation check`` gives for the text."""
     source = write_jsonl(tmp_path / "in.jsonl", [{"content_id": "0", "text": "你就是个傻逼"}])

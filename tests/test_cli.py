@@ -74,6 +74,8 @@ def test_policies_lists_jurisdictions() -> None:
     listing = json.loads(run("policies", "--json").stdout)
     assert listing["default_jurisdiction"] == "GLOBAL"
     assert {p["jurisdiction"] for p in listing["policies"]} >= {"CN", "US", "EU", "SG", "GLOBAL"}
+    by_name = {p["jurisdiction"]: p for p in listing["policies"]}
+    assert by_name["CN"]["model_endpoints"] == ["dashscope-cn", "self-hosted"]
 
 
 @pytest.mark.parametrize(

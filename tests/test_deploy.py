@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,13 @@ from tests.smoke import check_service
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES = ROOT / "deploy" / "kubernetes" / "moderation.yaml"
 COMPOSE = ROOT / "deploy" / "compose.yaml"
+#: The released contract `make lint` checks against (named in the Makefile).
+RELEASED = (
+    ROOT
+    / re.search(  # type: ignore[index]
+        r"^RELEASED := (\S+)$", (ROOT / "Makefile").read_text(encoding="utf-8"), re.MULTILINE
+    )[1]
+)
 
 
 def _pins() -> dict[str, str]:
@@ -116,3 +127,70 @@ async def test_the_smoke_test_fails_without_a_server() -> None:
     problems = await check_service("127.0.0.1:1", wait_s=1.0)
     assert problems
     assert problems[0].startswith("health:")
+
+
+async def test_the_node_example_client_calls_a_served_process(
+    processes: list[Any],
+) -> None:
+    """examples/node builds its client from proto/ and gets the same answers as Python does."""
+    _, address, _ = await spawn_server(processes)
+    node = shutil.which("node")
+    assert node is not None, "node is needed: the README's make test installs the example"
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            node,
+            str(ROOT / "examples" / "node" / "client.js"),
+            address,
+            "你就是个傻逼",
+            "今天天气真好",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    insult, clean = (json.loads(line) for line in done.stdout.splitlines())
+    assert insult["decision"] == "DECISION_BLOCK"
+    assert insult["categories"] == ["CATEGORY_ABUSE"]
+    assert insult["evidence"] == [[4, 6]]
+    assert clean["decision"] == "DECISION_ALLOW"
+    empty = await asyncio.to_thread(
+        subprocess.run,
+        [node, str(ROOT / "examples" / "node" / "client.js"), address, ""],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert empty.returncode == 1
+    assert "INVALID_ARGUMENT: text" in empty.stderr
+
+
+def _buf_breaking(proto_root: Path) -> subprocess.CompletedProcess[str]:
+    buf = ROOT / "node_modules" / ".bin" / "buf"
+    assert buf.exists(), "buf is needed: make test installs it"
+    return subprocess.run(
+        [str(buf), "breaking", str(proto_root), "--against", str(RELEASED)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=proto_root.parent,
+    )
+
+
+def test_the_contract_keeps_the_last_release_and_breaking_changes_are_caught(
+    tmp_path: Path,
+) -> None:
+    """Today's proto is compatible with the released one; removing a field is caught."""
+    assert _buf_breaking(ROOT / "proto").returncode == 0
+    copy = tmp_path / "proto"
+    shutil.copytree(ROOT / "proto", copy)
+    contract = copy / "moderation" / "v1" / "moderation.proto"
+    text = contract.read_text(encoding="utf-8")
+    contract.write_text(text.replace("  optional float block_at = 7;\n", ""), encoding="utf-8")
+    broken = _buf_breaking(copy)
+    assert broken.returncode != 0
+    assert "block_at" in broken.stdout + broken.stderr

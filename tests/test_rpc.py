@@ -255,6 +255,8 @@ async def test_list_policies(stub: Stub) -> None:
     assert pb.CATEGORY_POLITICAL in by_name["CN"].enabled_categories
     assert pb.CATEGORY_POLITICAL not in by_name["US"].enabled_categories
     assert all(p.version and p.fail_mode == pb.DECISION_REVIEW for p in reply.policies)
+    assert list(by_name["CN"].model_endpoints) == ["dashscope-cn", "self-hosted"]
+    assert "openrouter" in by_name["US"].model_endpoints
 
 
 async def test_health_is_serving(channel: grpc.aio.Channel) -> None:

@@ -156,6 +156,7 @@ def to_policy_info(policy: Policy) -> pb.PolicyInfo:
         fail_mode=_DECISION[policy.fail_mode],
         escalate_at=None if policy.scorer.escalate_at == "never" else policy.scorer.escalate_at,
         block_at=None if policy.scorer.block_at == "never" else policy.scorer.block_at,
+        model_endpoints=sorted(policy.model_endpoints),
     )
 
 

@@ -664,6 +664,7 @@ class PolicyInfo(_message.Message):
     FAIL_MODE_FIELD_NUMBER: _builtins.int
     ESCALATE_AT_FIELD_NUMBER: _builtins.int
     BLOCK_AT_FIELD_NUMBER: _builtins.int
+    MODEL_ENDPOINTS_FIELD_NUMBER: _builtins.int
     jurisdiction: _builtins.str
     version: _builtins.str
     description: _builtins.str
@@ -675,6 +676,14 @@ class PolicyInfo(_message.Message):
     """A scorer probability at or over this blocks on its own; unset: a score never blocks."""
     @_builtins.property
     def enabled_categories(self) -> _containers.RepeatedScalarFieldContainer[Global___Category.ValueType]: ...
+    @_builtins.property
+    def model_endpoints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The model endpoints this policy lets content be sent to, by name: "openrouter",
+        "dashscope-cn", "dashscope-intl", "dashscope-us", "dashscope-hk", "self-hosted" (loopback,
+        *.internal, *.svc.cluster.local) or "custom" (any other host). Empty: none, so the
+        heuristics decide alone.
+        """
+
     def __init__(
         self,
         *,
@@ -685,10 +694,11 @@ class PolicyInfo(_message.Message):
         fail_mode: Global___Decision.ValueType = ...,
         escalate_at: _builtins.float | None = ...,
         block_at: _builtins.float | None = ...,
+        model_endpoints: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_block_at", b"_block_at", "_escalate_at", b"_escalate_at", "block_at", b"block_at", "escalate_at", b"escalate_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_block_at", b"_block_at", "_escalate_at", b"_escalate_at", "block_at", b"block_at", "description", b"description", "enabled_categories", b"enabled_categories", "escalate_at", b"escalate_at", "fail_mode", b"fail_mode", "jurisdiction", b"jurisdiction", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_block_at", b"_block_at", "_escalate_at", b"_escalate_at", "block_at", b"block_at", "description", b"description", "enabled_categories", b"enabled_categories", "escalate_at", b"escalate_at", "fail_mode", b"fail_mode", "jurisdiction", b"jurisdiction", "model_endpoints", b"model_endpoints", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__block_at: _TypeAlias = _typing.Literal["block_at"]  # noqa: Y015
     _WhichOneofArgType__block_at: _TypeAlias = _typing.Literal["_block_at", b"_block_at"]  # noqa: Y015
