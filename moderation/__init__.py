@@ -6,17 +6,19 @@ only from the layers below it (enforced by import-linter, see pyproject.toml):
 =====  ==========================================  ============================================
 layer  module                                      owns
 =====  ==========================================  ============================================
-10     cli                                         the command line: serve, check, batch, ...
-9      ray_batch                                   batch reruns on Ray Data (optional extra)
-8      compose                                     composition root: settings -> objects
-7      rpc, batch, escalation, evaluate            the doors and the model escalator
-6      pipeline                                    the transport-free ``Moderator``, log line
-5      decide                                      triage and decision from findings + policy
-4      policy                                      per-jurisdiction policy files, validated
-3      detect                                      detectors (lexicon views, patterns), quick
-2      lexicon                                     lexicon files -> automata, with a version
-1      normalize, phonetic, llm                    text folding with offsets; pinyin; HTTP
-0      domain, errors                              value types and enums; our exception tree
+12     cli                                         the command line: serve, check, batch, ...
+11     ray_batch                                   batch reruns on Ray Data (optional extra)
+10     compose, train                              composition root; fitting a scorer model
+9      rpc, batch, escalation, evaluate            the doors and the model escalator
+8      metrics, tracing                            Prometheus; OpenTelemetry (optional extra)
+7      pipeline                                    the transport-free ``Moderator``, log line
+6      decide                                      triage and decision from findings + policy
+5      policy                                      per-jurisdiction policy files, validated
+4      detect                                      detectors (lexicon views, patterns), quick
+3      lexicon, scorer                             lexicon files -> automata; the risk scorer
+2      normalize, phonetic, llm, datasets          text folding; pinyin; HTTP; labelled files
+1      domain                                      value types and enums
+0      errors                                      our exception tree
 -      settings, log                               environment (read nowhere else); structlog
 -      v1                                          generated wire types (rpc and cli only)
 =====  ==========================================  ============================================

@@ -37,6 +37,9 @@ from moderation.rpc import convert
 from moderation.rpc.access import Gate, load_clients
 from moderation.rpc.server import LOOPBACK, ProbeTls, ServerOptions, probe, serve
 from moderation.settings import Settings
+from moderation.tracing import log_processor
+from moderation.tracing import start as start_tracing
+from moderation.tracing import wanted as tracing_wanted
 
 log = structlog.get_logger("moderation.cli")
 
@@ -73,6 +76,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         raise ConfigError("MODERATION_TLS_CLIENT_CA_FILE (mTLS) needs the server's TLS files too")
     gate = Gate(load_clients(settings.api_keys_file, settings.api_keys.get_secret_value()))
     metrics = Metrics() if settings.metrics_port else None
+    tracing = start_tracing()  # before the model client exists, so its calls make spans
     moderator = build_moderator(settings, on_result=metrics.observe if metrics else None)
     options = replace(
         _server_options(settings, args.host, args.port),
@@ -104,11 +108,15 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run() -> None:
         try:
-            await serve(moderator, options, gate=gate, metrics=metrics)
+            await serve(moderator, options, gate=gate, metrics=metrics, tracing=tracing)
         finally:
             await moderator.aclose()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
     return 0
 
 
@@ -475,7 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        configure(settings.log_level)
+        trace_ids = log_processor() if tracing_wanted() else None
+        configure(settings.log_level, extra=() if trace_ids is None else (trace_ids,))
         return int(args.run(settings, args))
     except ConfigError as error:
         print(f"moderation: configuration error: {error}", file=sys.stderr)

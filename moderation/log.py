@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any, TextIO
 
 import structlog
@@ -125,11 +125,11 @@ def enabled(level: int) -> bool:
     return level >= _SINK.level
 
 
-def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
+def configure(level: str = "INFO", stream: TextIO | None = None, extra: Sequence[Any] = ()) -> None:
     """Configure structlog and the standard library to write JSON lines to ``stream``.
 
-    Call from the composition root; calling again (tests do) moves every logger to the new
-    stream and level.
+    ``extra`` processors add keys to every line (the trace ids, when tracing). Call from the
+    composition root; calling again (tests do) moves every logger to the new stream and level.
     """
     _SINK.stream = stream or sys.stderr
     _SINK.level = logging.getLevelName(level.upper())
@@ -137,6 +137,7 @@ def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         _UtcStamp(),
+        *extra,
         redact,
     ]
     structlog.configure(

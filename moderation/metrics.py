@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    make_wsgi_app,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
@@ -149,6 +157,17 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.client_calls = Counter(
+            "moderation_client_calls",
+            "Calls of the moderation service by client (the keys file's names; - for none)",
+            ["client", "grpc_method", "grpc_code"],
+            registry=self.registry,
+        )
+        # The process itself: CPU, memory, open files, start time; the runtime and its GC.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.client_calls_by = Children(self.client_calls)
         self.started_by, self.handled_by, self.handling_by = (
             Children(self.started),
             Children(self.handled),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
+import json
 import os
 import shutil
 import ssl
@@ -336,6 +338,49 @@ async def test_metrics_count_rpcs_by_status_and_decisions(
     assert value("moderation_escalations_total", {"status": "NOT_NEEDED"}) == 2
     assert value("moderation_risk_score_count") == 2  # one score per decision
     assert value("moderation_risk_score_bucket", {"le": "0.3"}) == 1  # 你好; 你就是个傻逼 is 0.66
+
+
+async def test_every_call_has_an_access_line_and_is_counted_by_client(
+    secured: Any, tmp_path: Path, log_buffer: io.StringIO
+) -> None:
+    """Refused calls included: one rpc.call line each with the code and the client's name (or
+    -), never the request; per-client counts; the process's own figures are served too."""
+    metrics = Metrics()
+    service = await secured(gate(tmp_path), metrics=metrics)
+    stub = pb_grpc.ModerationServiceStub(secured.channel(service))
+    private = "你就是个傻逼访问日志"
+    await stub.Moderate(pb.ModerateRequest(text=private), metadata=bearer(KEY_A))
+    for metadata, expected in (
+        ((), grpc.StatusCode.UNAUTHENTICATED),
+        (bearer(KEY_B), grpc.StatusCode.PERMISSION_DENIED),  # B may use US only
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Moderate(pb.ModerateRequest(text=private), metadata=metadata)
+        assert caught.value.code() is expected
+    for _ in range(100):  # a refused call is logged as its handler unwinds, after the answer
+        calls = [json.loads(x) for x in log_buffer.getvalue().splitlines() if '"rpc.call"' in x]
+        if len(calls) == 3:
+            break
+        await asyncio.sleep(0.02)
+    assert [(c["client"], c["code"]) for c in calls] == [
+        ("a", "OK"),
+        ("-", "UNAUTHENTICATED"),
+        ("b", "PERMISSION_DENIED"),
+    ]
+    assert all(c["method"] == "/moderation.v1.ModerationService/Moderate" for c in calls)
+    assert all(c["duration_ms"] >= 0 and c["level"] == "info" for c in calls)
+    assert private not in log_buffer.getvalue()
+    value = metrics.registry.get_sample_value
+    by = {"grpc_method": "Moderate"}
+    assert value("moderation_client_calls_total", {**by, "client": "a", "grpc_code": "OK"}) == 1
+    assert (
+        value(
+            "moderation_client_calls_total", {**by, "client": "-", "grpc_code": "UNAUTHENTICATED"}
+        )
+        == 1
+    )
+    assert (value("process_resident_memory_bytes") or 0) > 10_000_000
+    assert value("python_gc_objects_collected_total", {"generation": "0"}) is not None
 
 
 def _paced_gate(tmp_path: Path, rate: int, burst: int) -> Gate:

@@ -296,23 +296,30 @@ class Access(_Wrapping):
 
 
 class Observe(_Wrapping):
-    """Counts and times every RPC by method and final status code (Prometheus names)."""
+    """Writes one access line per call, refused calls included, and with ``metrics`` counts
+    and times every RPC by method and final status code (Prometheus names), and every call of
+    our service by client.
 
-    def __init__(self, metrics: Metrics) -> None:
+    The line (``rpc.call``) holds the method, the status code, the time taken and the client's
+    name from the keys file (``-`` without keys, or when the key was refused); never the
+    request. Health checks and reflection are logged at DEBUG only.
+    """
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
         self._metrics = metrics
 
     def around_for(self, details: grpc.HandlerCallDetails) -> Around:
-        """Count and time the call."""
-        _, service, name = (
-            details.method.split("/", 2)
-            if details.method.count("/") == 2
-            else ("", "", details.method)
-        )
+        """Count, time and log the call."""
+        method = details.method
+        _, service, name = method.split("/", 2) if method.count("/") == 2 else ("", "", method)
         metrics = self._metrics
+        probe = method.startswith(OPEN_METHODS)
+        write = log.debug if probe else log.info
 
         def around(inner: Behaviour, kind: str) -> Behaviour:
             async def behaviour(request: Any, context: Context) -> Any:
-                metrics.started_by(kind, service, name).inc()
+                if metrics is not None:
+                    metrics.started_by(kind, service, name).inc()
                 began, error = time.monotonic(), None
                 try:
                     return await inner(request, context)
@@ -320,6 +327,7 @@ class Observe(_Wrapping):
                     error = exc
                     raise
                 finally:
+                    took = time.monotonic() - began
                     code = context.code()
                     if code is None:
                         code = (
@@ -329,8 +337,20 @@ class Observe(_Wrapping):
                                 grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK
                             )
                         )
-                    metrics.handled_by(kind, service, name, code.name).inc()
-                    metrics.handling_by(kind, service, name).observe(time.monotonic() - began)
+                    client = current_client.get()
+                    who = client.name if client is not None else "-"
+                    if metrics is not None:
+                        metrics.handled_by(kind, service, name, code.name).inc()
+                        metrics.handling_by(kind, service, name).observe(took)
+                        if not probe:
+                            metrics.client_calls_by(who, name, code.name).inc()
+                    write(
+                        "rpc.call",
+                        method=method,
+                        code=code.name,
+                        duration_ms=round(took * 1000, 3),
+                        client=who,
+                    )
 
             return behaviour
 

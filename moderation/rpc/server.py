@@ -25,6 +25,7 @@ from moderation.pipeline import Moderator
 from moderation.rpc.access import Gate
 from moderation.rpc.interceptors import Access, Admission, ErrorMapping, Observe
 from moderation.rpc.servicer import ModerationServicer
+from moderation.tracing import Tracing
 from moderation.v1 import moderation_pb2 as pb
 from moderation.v1 import moderation_pb2_grpc as pb_grpc
 
@@ -108,18 +109,25 @@ async def start(
     *,
     gate: Gate | None = None,
     metrics: Metrics | None = None,
+    tracing: Tracing | None = None,
 ) -> Service:
     """Build and start the server; returns once it accepts calls and reports SERVING.
 
-    Interceptors, outermost first: metrics (they see the final status), error mapping,
+    Interceptors, outermost first: the trace span (with ``tracing``), the access line and
+    metrics (they see the final status), error mapping,
     admission (the cap on calls at once, and refusal while stopping; probes exempt), access
     (key and rate limit).
     """
     gate = gate or Gate(())
     admission = Admission(options.max_concurrent_rpcs)
-    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorMapping(), admission, Access(gate)]
-    if metrics is not None:
-        interceptors.insert(0, Observe(metrics))
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        Observe(metrics),
+        ErrorMapping(),
+        admission,
+        Access(gate),
+    ]
+    if tracing is not None:
+        interceptors.insert(0, tracing.server_interceptor())
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[
@@ -270,9 +278,10 @@ async def serve(
     *,
     gate: Gate | None = None,
     metrics: Metrics | None = None,
+    tracing: Tracing | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully."""
-    service = await start(moderator, options, gate=gate, metrics=metrics)
+    service = await start(moderator, options, gate=gate, metrics=metrics, tracing=tracing)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
