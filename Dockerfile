@@ -9,7 +9,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 # Dependencies exactly as pinned, every file checked against its hash (`make lock` renews the
-# pins); then the package itself, which adds nothing unpinned.
+# pins), with the otel extra (traces stay off until OTEL_EXPORTER_OTLP_ENDPOINT is set); then
+# the package itself, which adds nothing unpinned.
 COPY requirements.lock ./
 RUN /opt/venv/bin/pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./

@@ -96,8 +96,8 @@ load: $(STAMP) ## Load the server on loopback next to a bare echo server (see BE
 	$(BIN)/python -m tests.load
 
 .PHONY: lock
-lock: $(STAMP) ## Re-pin requirements.lock (the image installs exactly these) from pyproject.toml
-	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+lock: $(STAMP) ## Re-pin requirements.lock (the image installs exactly these: the package and its otel extra)
+	$(BIN)/uv pip compile pyproject.toml --extra otel --universal --python-version 3.11 --generate-hashes \
 		--upgrade --quiet -o requirements.lock
 
 .PHONY: image

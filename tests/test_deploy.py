@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,15 @@ def _pins() -> dict[str, str]:
 
 
 def test_the_lock_pins_every_dependency_within_its_range() -> None:
-    """A dependency added to pyproject.toml without `make lock` fails here, not in the image."""
+    """A dependency of the image (the package and its otel extra) added to pyproject.toml
+    without `make lock` fails here, not in the image."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     pins = _pins()
-    for spec in project["project"]["dependencies"]:
+    wanted = [
+        *project["project"]["dependencies"],
+        *project["project"]["optional-dependencies"]["otel"],
+    ]
+    for spec in wanted:
         requirement = Requirement(spec)
         name = canonicalize_name(requirement.name)
         assert name in pins, f"{name} is not in requirements.lock: run make lock"
@@ -194,3 +200,25 @@ def test_the_contract_keeps_the_last_release_and_breaking_changes_are_caught(
     broken = _buf_breaking(copy)
     assert broken.returncode != 0
     assert "block_at" in broken.stdout + broken.stderr
+
+
+async def test_the_readme_python_examples_run_against_a_served_process(
+    processes: list[Any],
+) -> None:
+    """Every Python block in the README runs as written, pointed at a real server."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    assert len(blocks) >= 2
+    _, address, _ = await spawn_server(processes)
+    for block in blocks:
+        assert "127.0.0.1:50051" in block
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", block.replace("127.0.0.1:50051", address)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip()

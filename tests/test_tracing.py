@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -107,3 +110,22 @@ async def test_a_call_and_its_model_call_are_one_trace_continued_from_the_caller
     for name in ("moderation.decided", "rpc.call"):
         (event,) = [e for e in events if e["event"] == name]
         assert event["trace_id"] == TRACE_ID, name
+
+
+def test_asking_for_traces_without_the_extra_refuses_the_start() -> None:
+    """A process where OpenTelemetry cannot be imported: serve exits 2 naming the extra."""
+    code = (
+        "import sys; sys.modules['opentelemetry'] = None\n"
+        "from moderation.cli import main\n"
+        "sys.exit(main(['serve', '--port', '0']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"},
+    )
+    assert done.returncode == 2, done.stderr
+    assert "moderation[otel]" in done.stderr
