@@ -8,7 +8,8 @@ Markdown table: unary at several concurrency levels and the ratio to the echo ce
 ModerateStream at 16 and 64 streams against Moderate unary with as many calls in flight and
 against a bare echo bidi stream of the same shape; ModerateBatch with 100 items per call; and
 unary calls that all go to the model; with each, the CPU time the server process spent per
-item. Loads are bounded in count and time; only loopback.
+item. Loads are bounded in count and time; only loopback. The servers log at WARNING;
+``LOAD_LOG_LEVEL=INFO`` measures them writing their decision and access lines.
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def moderation_server(env: dict[str, str] | None = None) -> tuple[subprocess.Pop
     process = subprocess.Popen(
         [sys.executable, "-m", "moderation", "serve", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "MODERATION_LOG_LEVEL": "WARNING",
+        env={**os.environ, "MODERATION_LOG_LEVEL": os.environ.get("LOAD_LOG_LEVEL", "WARNING"),
              "MODERATION_MAX_CONCURRENT_RPCS": "1024", **(env or {})},
     )  # fmt: skip
     address = f"127.0.0.1:{port}"
