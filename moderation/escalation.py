@@ -445,8 +445,10 @@ class ModelEscalator:
         flight.waiters += 1
         try:
             # The call is a task of its own: a caller that is cancelled or runs out of time
-            # leaves it running for the others; the last one to leave cancels it.
-            async with asyncio.timeout(budget_s):
+            # leaves it running for the others; the last one to leave cancels it. The leader's
+            # budget is the call's own (its timeout counts against the breaker); a follower
+            # keeps its own deadline on top.
+            async with asyncio.timeout(None if leader else budget_s):
                 judgement = await asyncio.shield(flight.task)
         except TimeoutError as exc:
             raise ModelTimeout(f"no shared answer within the budget of {budget_s:.2f} s") from exc

@@ -120,6 +120,13 @@ def test_compose_publishes_grpc_on_loopback_and_keeps_metrics_internal() -> None
     assert "credentials_file" in job["authorization"]
 
 
+async def _run(*command: str) -> subprocess.CompletedProcess[str]:
+    """Run a command off the event loop (the server under test shares it)."""
+    return await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
 async def test_the_smoke_test_passes_against_a_served_process(
     processes: list[Any],
 ) -> None:
@@ -142,34 +149,15 @@ async def test_the_node_example_client_calls_a_served_process(
     _, address, _ = await spawn_server(processes)
     node = shutil.which("node")
     assert node is not None, "node is needed: the README's make test installs the example"
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [
-            node,
-            str(ROOT / "examples" / "node" / "client.js"),
-            address,
-            "你就是个傻逼",
-            "今天天气真好",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    client = str(ROOT / "examples" / "node" / "client.js")
+    done = await _run(node, client, address, "你就是个傻逼", "今天天气真好")
     assert done.returncode == 0, done.stderr
     insult, clean = (json.loads(line) for line in done.stdout.splitlines())
     assert insult["decision"] == "DECISION_BLOCK"
     assert insult["categories"] == ["CATEGORY_ABUSE"]
     assert insult["evidence"] == [[4, 6]]
     assert clean["decision"] == "DECISION_ALLOW"
-    empty = await asyncio.to_thread(
-        subprocess.run,
-        [node, str(ROOT / "examples" / "node" / "client.js"), address, ""],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    empty = await _run(node, client, address, "")
     assert empty.returncode == 1
     assert "INVALID_ARGUMENT: text" in empty.stderr
 
@@ -212,13 +200,6 @@ async def test_the_readme_python_examples_run_against_a_served_process(
     _, address, _ = await spawn_server(processes)
     for block in blocks:
         assert "127.0.0.1:50051" in block
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-c", block.replace("127.0.0.1:50051", address)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = await _run(sys.executable, "-c", block.replace("127.0.0.1:50051", address))
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip()

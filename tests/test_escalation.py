@@ -453,6 +453,20 @@ async def test_a_cancelled_probe_does_not_keep_the_breaker_open(
     assert len(fake.requests) == 3
 
 
+async def test_calls_that_run_out_of_time_open_the_breaker(
+    make: Callable[..., Moderator], fake: FakeModel
+) -> None:
+    """A hanging model counts as failing: after two timeouts the third item is not sent."""
+    fake.default = lambda r: Answer(delay=5)
+    moderator = make(llm_max_attempts=1, llm_breaker_failures=2, llm_breaker_cooldown_seconds=60)
+    for text in ("一起溜冰吗x", "一起溜冰吗y"):
+        result = await moderator.moderate(Content(text=text), deadline=time.monotonic() + 0.3)
+        assert "ModelTimeout" in result.escalation.reason
+    fast = await moderator.moderate(Content(text="一起溜冰吗z"), deadline=time.monotonic() + 0.3)
+    assert "ModelUnavailable" in fast.escalation.reason
+    assert len(fake.requests) == 2
+
+
 async def test_deadline_bounds_the_total_time(
     make: Callable[..., Moderator], fake: FakeModel
 ) -> None:
