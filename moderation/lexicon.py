@@ -279,6 +279,20 @@ class _Automaton:
         return self._payloads
 
 
+#: English single-word terms whose plural counts too.
+_ENGLISH_WORD = re.compile(r"[a-z]{3,}")
+
+
+def _plural(word: str) -> str:
+    """The English plural of ``word`` (niggers, bitches, trannies): a slur is no less one in
+    the plural."""
+    if word.endswith(("s", "x", "z", "ch", "sh")):
+        return word + "es"
+    if word.endswith("y") and word[-2] not in _VOWELS:
+        return word[:-1] + "ies"
+    return word + "s"
+
+
 def _latin_word(text: str, index: int) -> bool:
     if index < 0 or index >= len(text):
         return False
@@ -321,6 +335,12 @@ class Lexicon:
                 for masked in self._masks(entry.term):
                     if masked not in characters:
                         characters.setdefault(masked, []).append((entry, Variant.LEETSPEAK))
+        for entry in self.entries:
+            if "literal" in entry.flags or not _ENGLISH_WORD.fullmatch(entry.term):
+                continue
+            plural = _plural(entry.term)
+            if plural not in characters:
+                characters.setdefault(plural, []).append((entry, None))
         # Terms that are signals of their own (not group or negative words, which are ordinary).
         self._terms = frozenset(e.term for e in self.entries if not (e.group or e.negative))
         self._characters = _Automaton(characters)
