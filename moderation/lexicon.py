@@ -73,6 +73,22 @@ def _words(text: str, start: int, end: int) -> list[tuple[int, str]]:
     return words
 
 
+#: Part-of-speech tags (jieba's) of grammatical words that open or close a phrase: pronouns,
+#: structural and modal particles. (Single characters are tagged by their commonest use, so the
+#: list stays short: 丝 in 弄丝你 is tagged a measure word, 月 in 月炮 a numeral.)
+FUNCTION_TAGS = ("r", "u", "y")
+
+
+def _tagged(text: str, start: int, end: int) -> list[tuple[int, str, str]]:
+    """``_words`` with jieba's part-of-speech tag of each."""
+    lo = max(0, start - WORD_WINDOW)
+    position, words = lo, []
+    for word, tag in rjieba.tag(text[lo : min(len(text), end + WORD_WINDOW)], False):
+        words.append((position, word, tag))
+        position += len(word)
+    return words
+
+
 def cuts_through_word(text: str, start: int, end: int) -> bool:
     """True when a dictionary word straddles an edge of ``[start, end)`` without holding it.
 
@@ -93,12 +109,14 @@ def is_ordinary(text: str, start: int, end: int, term: str, terms: frozenset[str
     one (女权是 sounds like 女拳师) or is part of one (有女朋友 holds the sounds of 幼女) is no
     disguise. Ordinary means in jieba's dictionary and not itself a lexicon term (尼玛 is both
     a name and a disguise, so 曹尼玛 still counts); a word the term itself holds at the same
-    place (资源 in 萝力资源 for 萝莉资源) is not evidence either.
+    place (资源 in 萝力资源 for 萝莉资源) is not evidence either. A span that opens with a pronoun
+    or closes with a particle (你个 for 尼哥, 你哥 too) reads across a word boundary of ordinary
+    speech, so its sound alone is no evidence.
     """
     span = text[start:end]
     if len(span) > 1 and span not in terms and rjieba.has_word(span):
         return True
-    for position, word in _words(text, start, end):
+    for position, word, tag in _tagged(text, start, end):
         inside = start <= position and position + len(word) <= end
         offset = position - start
         same_as_term = term[offset : offset + len(word)] == word
@@ -106,6 +124,9 @@ def is_ordinary(text: str, start: int, end: int, term: str, terms: frozenset[str
             return True
         if position < start < position + len(word) or position < end < position + len(word):
             return True
+        edge = position == start or position + len(word) == end
+        if inside and edge and not same_as_term and tag.startswith(FUNCTION_TAGS):
+            return True  # 你个 (you + a measure word) sounds like 尼哥: a sentence, not a word
     return False
 
 
