@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from moderation.context import Contexts, load_contexts
 from moderation.detect import DETECTORS, PatternDetector
 from moderation.domain import ModerationResult
 from moderation.escalation import ModelEscalator, VerdictCache
@@ -39,6 +40,12 @@ def load_prefilter() -> tuple[Normalizer, Lexicon]:
     gc.collect()
     gc.freeze()
     return prefilter
+
+
+@functools.cache
+def contexts() -> Contexts:
+    """The shipped reporting, quoting and naming cues, checked against the normalizer."""
+    return load_contexts(load_prefilter()[0])
 
 
 @functools.cache
@@ -115,4 +122,5 @@ def build_moderator(
         max_text_chars=settings.max_text_chars,
         on_result=on_result,
         log_decisions=log_decisions,
+        contexts=contexts(),
     )

@@ -23,7 +23,7 @@ from moderation.policy import Policy
 
 _ASKED = Triage(Route.AMBIGUOUS, "caller asked for the model")
 _NO_SIGNAL = Triage(Route.CLEAR, "no signal")
-_BLOCKING = Triage(Route.CLEAR, "confident blocking hit")
+_BLOCKING = Triage(Route.CLEAR, "confident blocking hit", blocking=True)
 _CONFIDENT = Triage(Route.CLEAR, "confident hits")
 _WEAK = Triage(Route.CLEAR, "only weak hits")
 
@@ -79,6 +79,20 @@ def triage(
             reasons.append(f"risk score {risk:.2f} >= escalate_at {policy.escalate_at:g}")
         return Triage(Route.AMBIGUOUS, "; ".join(reasons), by_score=high)
     return _CONFIDENT if confident else _WEAK
+
+
+#: Most confidence a hit keeps when the text only talks about it (below every policy's
+#: ``min_confidence`` as shipped).
+MENTIONED_CONFIDENCE = 0.5
+
+
+def mentioned(findings: Iterable[Finding]) -> list[Finding]:
+    """The findings of a text that reports, quotes or names them: none decides alone any more,
+    so the model judges (or, with the model off, the policy's fail mode)."""
+    return [
+        f._replace(ambiguous=True, confidence=min(f.confidence, MENTIONED_CONFIDENCE))
+        for f in findings
+    ]
 
 
 def _worth_asking(finding: Finding, policy: Policy) -> bool:

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from moderation import _scan
 from moderation.domain import Category, Evidence, Finding, Severity, Source, Variant
+from moderation.intents import IntentDetector, load_intents
 from moderation.lexicon import Hit, Lexicon
 from moderation.normalize import Normalized
 
@@ -119,7 +120,9 @@ class LexiconDetector:
     def _group_findings(
         text: Normalized, groups: list[Hit], negatives: list[Hit], findings: list[Finding]
     ) -> list[Finding]:
-        """A group word near a negative word or an insult: possible hate, for the model."""
+        """A group word near a negative word or an insult: possible hate, for the model; a
+        minor (a group word of MINOR_SAFETY) near sexual content: the model judges it as
+        MINOR_SAFETY."""
         # Everything in original offsets: negatives are mapped back, findings already are.
         hostile: list[tuple[int, int, Hit | None]] = [
             (*text.span(h.start, h.end), h) for h in negatives
@@ -150,9 +153,18 @@ class LexiconDetector:
             hostile.sort(key=lambda h: h[0])
             starts = [s for s, _, _ in hostile]
             reach = GROUP_WINDOW + max(e - s for s, e, _ in hostile)
+        sexual = [f for f in findings if f.category is Category.SEXUAL]
         out: list[Finding] = []
         for group in groups:
             start, end = text.span(group.start, group.end)
+            if group.entry.category is Category.MINOR_SAFETY:
+                # A minor next to sexual content: the sexual findings speak of a child.
+                if any(
+                    max(f.evidence.start - end, start - f.evidence.end) <= GROUP_WINDOW
+                    for f in sexual
+                ):
+                    out.append(finding(group, group))
+                continue
             candidates = (
                 hostile
                 if few
@@ -589,4 +601,5 @@ class PatternDetector:
 DETECTORS: Mapping[str, Callable[[Lexicon], Detector]] = {
     "lexicon": LexiconDetector,
     "patterns": lambda _lexicon: PatternDetector(),
+    "intents": lambda _lexicon: IntentDetector(load_intents()),
 }

@@ -18,6 +18,7 @@ from typing import NamedTuple, Protocol
 import structlog
 
 from moderation import decide
+from moderation.context import Contexts
 from moderation.detect import Detector
 from moderation.domain import (
     Content,
@@ -126,7 +127,9 @@ class Moderator:
         max_text_chars: int = 20_000,
         on_result: Callable[[ModerationResult], None] | None = None,
         log_decisions: bool = True,
+        contexts: Contexts | None = None,
     ) -> None:
+        self._contexts = contexts
         self._normalize = normalizer
         self._log_decisions = log_decisions
         self.scorer = scorer
@@ -188,15 +191,14 @@ class Moderator:
         if findings:
             findings = decide.enabled(findings, policy)
         risk = None if self._score is None else self._score(normalized.text)
-        return Screening(
-            content,
-            policy,
-            normalized,
-            tuple(findings),
-            decide.triage(findings, policy, content.escalation, risk),
-            began,
-            risk,
-        )
+        triage = decide.triage(findings, policy, content.escalation, risk)
+        if triage.blocking and self._contexts is not None:
+            kind = self._contexts.find(content.text, normalized.text, findings)
+            if kind is not None:
+                findings = decide.mentioned(findings)
+                triage = decide.triage(findings, policy, content.escalation, risk)
+                triage = triage._replace(reason=f"{kind} context; {triage.reason}")
+        return Screening(content, policy, normalized, tuple(findings), triage, began, risk)
 
     def heuristics(self, content: Content) -> tuple[Screening, ModerationResult | None]:
         """Screen ``content`` and, when the heuristics can decide it, answer and log at once.

@@ -1,0 +1,72 @@
+"""Harm intents (moderation/data/intents.tsv): the file, and what a match becomes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from moderation.compose import load_prefilter
+from moderation.domain import Category, Source
+from moderation.errors import ConfigError
+from moderation.intents import MAX_INTENT_HITS, IntentDetector, load_intents
+
+
+def test_the_shipped_intents_load_and_each_has_an_example_in_the_corpus() -> None:
+    """Every shipped intent compiles and is exercised by a corpus case (a dead pattern would
+    go unnoticed otherwise)."""
+    from tests.corpus_cases import load
+
+    intents = load_intents()
+    detector = IntentDetector(intents)
+    normalizer, _ = load_prefilter()
+    seen = {
+        finding.evidence.term
+        for case in load()
+        for finding in detector.detect(normalizer(case.text), "GLOBAL")
+    }
+    assert {intent.name for intent in intents} <= seen
+
+
+def test_a_match_is_a_finding_with_offsets_into_the_callers_text() -> None:
+    """Evidence points into the original text, through the normalizer's folding."""
+    normalizer, _ = load_prefilter()
+    detector = IntentDetector(load_intents())
+    text = "朋友们：🔪了你全家"
+    (finding,) = detector.detect(normalizer(text), "GLOBAL")
+    assert finding.category is Category.VIOLENCE
+    assert finding.source is Source.PATTERN
+    assert finding.rule == "intent.kill_family"
+    assert text[finding.evidence.start : finding.evidence.end] == "🔪了你全家"
+    assert not finding.ambiguous
+
+
+def test_matches_per_text_are_bounded() -> None:
+    """A text that repeats an intent keeps at most MAX_INTENT_HITS findings."""
+    normalizer, _ = load_prefilter()
+    detector = IntentDetector(load_intents())
+    findings = detector.detect(normalizer("杀你全家。" * 1000), "GLOBAL")
+    assert len(findings) == MAX_INTENT_HITS
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("a\tVIOLENCE\tthreat\tHIGH\t-", "expected 6 tab-separated columns"),
+        ("a\tVIOLENT\tthreat\tHIGH\t-\tx", "unknown category 'VIOLENT'"),
+        ("a\tVIOLENCE\tthreat\tHUGE\t-\tx", "unknown severity 'HUGE'"),
+        ("a\tVIOLENCE\tthreat\tHIGH\tmaybe\tx", "flags must be 'ambiguous' or '-'"),
+        ("a\tVIOLENCE\tthreat\tHIGH\t-\t(x", "the regex does not compile"),
+        ("a\tVIOLENCE\tthreat\tHIGH\t-\t(x)", "capturing groups"),
+        ("a\tVIOLENCE\tthreat\tHIGH\t-\tx\na\tVIOLENCE\tthreat\tHIGH\t-\ty", "duplicate intent"),
+    ],
+)
+def test_a_bad_intents_file_is_refused_naming_the_line(
+    tmp_path: Path, line: str, says: str
+) -> None:
+    """Each kind of mistake is a ConfigError with the file and line."""
+    path = tmp_path / "intents.tsv"
+    path.write_text("# name\tcategory\tsubcategory\tseverity\tflags\tregex\n" + line + "\n")
+    with pytest.raises(ConfigError, match=says) as caught:
+        load_intents(path)
+    assert f"{path}:" in str(caught.value)
