@@ -438,6 +438,16 @@ PATTERNS: tuple[Pattern, ...] = (
         placeholder="[CONTACT]",
     ),
     Pattern(
+        "telegram_link",
+        Category.SPAM,
+        "diversion",
+        Severity.HIGH,
+        0.9,
+        re.compile(r"(?<![a-z0-9.])(?:https?://)?t\.me/[a-z0-9_+\-]{3,}"),
+        hint=re.compile(r"t\.me/"),
+        placeholder="[CONTACT]",
+    ),
+    Pattern(
         "url",
         Category.SPAM,
         "link",
