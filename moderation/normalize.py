@@ -37,6 +37,7 @@ passes ``_scan``.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from array import array
@@ -63,6 +64,36 @@ UNITS = (
     "个位年月日号点分秒岁元块米克斤楼层次天周期页章集条人名只张台件辆度级倍成折万千百亿届"
     "路线栋室床斗毛角钱寸尺里周回遍场轮"
 )
+
+
+#: Emoji whose Chinese CLDR name is a character with a class word after it stand for the
+#: character: 女人 (👩) for 女, 猪头 (🐷) for 猪, 狗脸 (🐶) for 狗.
+_CLASS_WORDS = "人头脸"
+#: The combining keycap (1️⃣): dropped, so the digit it holds is read.
+KEYCAP = "\u20e3"
+
+
+def cldr_stand_ins() -> dict[str, str]:
+    """The character each single-code-point emoji stands for, from Unicode CLDR's Chinese
+    annotations (shipped by the ``emoji`` package): a one-character name is that character
+    (🐍 蛇, 🍑 桃, ➕ 加), a character and a class word is the character (👨 男人: 男), a keycap
+    is its number (🔟 十). ``data/normalize/emoji.tsv`` reviews and overrides these."""
+    names = json.loads(
+        (resources.files("emoji") / "unicode_codes" / "emoji_zh.json").read_text("utf-8")
+    )
+    out: dict[str, str] = {KEYCAP: ""}
+    for sequence, name in names.items():
+        emoji = sequence.replace("\ufe0f", "")
+        word = name.strip(":")
+        if len(emoji) != 1 or not word or not all(_is_han(ch) for ch in word):
+            if len(emoji) == 1 and word == "按键_10":
+                out[emoji] = "十"
+            continue
+        if len(word) == 1:
+            out[emoji] = word
+        elif len(word) == 2 and word[1] in _CLASS_WORDS:
+            out[emoji] = word[0]
+    return out
 
 
 def _data(name: str) -> list[list[str]]:
@@ -135,7 +166,12 @@ class _Folder:
         self._t2s = {a: b for a, b in zip(han, converted, strict=True) if a != b and len(b) == 1}
         self._confusables = {row[0]: row[1] for row in _data("confusables.tsv")}
         self._glyphs = {row[0]: row[1] for row in _data("glyphs.tsv")}
-        self._emoji = {row[0]: row[1] for row in _data("emoji.tsv")}
+        self.emoji = cldr_stand_ins()
+        for emoji, character, *_ in _data("emoji.tsv"):  # reviewed: '-' stands for nothing
+            if character == "-":
+                self.emoji.pop(emoji, None)
+            else:
+                self.emoji[emoji] = character
         self._step_table = self._steps()
 
     def _steps(self) -> tuple[tuple[str, Callable[[str], str]], ...]:
@@ -147,7 +183,7 @@ class _Folder:
             ("bopomofo", lambda c: BOPOMOFO.get(c, c)),
             ("t2s", lambda c: self._t2s.get(c, c)),
             ("glyphs", lambda c: self._glyphs.get(c, c)),
-            ("emoji", lambda c: self._emoji.get(c, c)),
+            ("emoji", lambda c: self.emoji.get(c, c)),
         )
 
     def fold(self, ch: str) -> tuple[str, tuple[str, ...]]:
@@ -431,6 +467,8 @@ class Normalizer:
                 if variant is not None:
                     self._fold_variants[ch] = variant
         self._folder = folder
+        #: Each emoji that stands for a character, and the character (CLDR and reviewed).
+        self.emoji_stand_ins: Mapping[str, str] = dict(folder.emoji)
         self._table = table
         self._codes = array("I", map(ord, table))  # the same table for ``_scan.translate``
         self._slow_cache: dict[str, tuple[str, tuple[str, ...]]] = {}
