@@ -309,6 +309,25 @@ def _cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_broad_lexicon(settings: Settings, args: argparse.Namespace) -> int:
+    from moderation import broad
+
+    folder = Path(args.houbb)
+    tags = folder / "sensitive_word_tags.txt"
+    if not tags.is_file():
+        print(f"moderation broad-lexicon: --houbb: no {tags}", file=sys.stderr)
+        return 2
+    allow = folder / "sensitive_word_allow.txt"
+    normalizer, lexicon = load_prefilter()
+    terms, dropped = broad.build(
+        tags, allow if allow.is_file() else None, normalizer, (e.term for e in lexicon.entries)
+    )
+    broad.write(Path(args.output), terms)
+    left_out = ", ".join(f"{count} {why}" for why, count in dropped.items())
+    print(f"{len(terms)} terms written to {args.output}; left out: {left_out}")
+    return 0
+
+
 def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     from moderation import train  # scikit-learn: the train extra, imported only here
     from moderation.scorer import Featurizer
@@ -463,6 +482,16 @@ def parser() -> argparse.ArgumentParser:
         help="the category of a score-only label when there are no heads (HATE)",
     )
     training.set_defaults(run=_cmd_train)
+
+    broad_list = commands.add_parser(
+        "broad-lexicon",
+        help="build a broad word list whose hits only escalate (MODERATION_BROAD_LEXICON_PATH)",
+    )
+    broad_list.add_argument(
+        "--houbb", required=True, help="folder holding houbb/sensitive-word's tagged list"
+    )
+    broad_list.add_argument("--output", required=True, help="the file to write")
+    broad_list.set_defaults(run=_cmd_broad_lexicon)
 
     health = commands.add_parser("health", help="ask a server's grpc.health.v1; exit 0 if SERVING")
     health.add_argument("--address", help="host:port (default 127.0.0.1:MODERATION_PORT)")

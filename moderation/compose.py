@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from moderation.broad import load as load_broad
 from moderation.context import Contexts, load_contexts
 from moderation.detect import DETECTORS, PatternDetector
 from moderation.domain import ModerationResult
@@ -113,7 +114,10 @@ def build_moderator(
     escalator = build_escalator(settings, http) if use_model and settings.llm_enabled else None
     return Moderator(
         normalizer=normalizer,
-        detectors=[factory(lexicon) for factory in DETECTORS.values()],
+        detectors=[
+            *(factory(lexicon) for factory in DETECTORS.values()),
+            *([load_broad(settings.broad_lexicon_path)] if settings.broad_lexicon_path else []),
+        ],
         policies=policies,
         lexicon_version=lexicon.version,
         fingerprint=Fingerprinter(settings.log_hash_key.get_secret_value().encode()),

@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     scorer_path: str = ""
     """A scorer model file (``moderation train``) replacing the embedded one; ``off``: no
     scorer (the rules alone route)."""
+    broad_lexicon_path: Path | None = None
+    """A broad word list (``moderation broad-lexicon``) whose hits only escalate."""
 
     @classmethod
     def from_env(cls) -> Settings:
