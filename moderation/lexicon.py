@@ -73,20 +73,11 @@ def _words(text: str, start: int, end: int) -> list[tuple[int, str]]:
     return words
 
 
-#: Part-of-speech tags (jieba's) of grammatical words that open or close a phrase: pronouns,
-#: structural and modal particles. (Single characters are tagged by their commonest use, so the
-#: list stays short: 丝 in 弄丝你 is tagged a measure word, 月 in 月炮 a numeral.)
-FUNCTION_TAGS = ("r", "u", "y")
-
-
-def _tagged(text: str, start: int, end: int) -> list[tuple[int, str, str]]:
-    """``_words`` with jieba's part-of-speech tag of each."""
-    lo = max(0, start - WORD_WINDOW)
-    position, words = lo, []
-    for word, tag in rjieba.tag(text[lo : min(len(text), end + WORD_WINDOW)], False):
-        words.append((position, word, tag))
-        position += len(word)
-    return words
+#: Words that open a phrase (personal pronouns) or close one (modal and structural
+#: particles): a homophone that starts or ends with one as a word of its own reads across a
+#: word boundary of ordinary speech (你个 for 尼哥).
+OPENING_WORDS = frozenset("你我他她它您咱俺")
+CLOSING_WORDS = frozenset("的了吗呢吧啊呀嘛")
 
 
 def cuts_through_word(text: str, start: int, end: int) -> bool:
@@ -116,7 +107,7 @@ def is_ordinary(text: str, start: int, end: int, term: str, terms: frozenset[str
     span = text[start:end]
     if len(span) > 1 and span not in terms and rjieba.has_word(span):
         return True
-    for position, word, tag in _tagged(text, start, end):
+    for position, word in _words(text, start, end):
         inside = start <= position and position + len(word) <= end
         offset = position - start
         same_as_term = term[offset : offset + len(word)] == word
@@ -124,8 +115,10 @@ def is_ordinary(text: str, start: int, end: int, term: str, terms: frozenset[str
             return True
         if position < start < position + len(word) or position < end < position + len(word):
             return True
-        edge = position == start or position + len(word) == end
-        if inside and edge and not same_as_term and tag.startswith(FUNCTION_TAGS):
+        if inside and not same_as_term and (
+            (position == start and word in OPENING_WORDS)
+            or (position + len(word) == end and word in CLOSING_WORDS)
+        ):
             return True  # 你个 (you + a measure word) sounds like 尼哥: a sentence, not a word
     return False
 

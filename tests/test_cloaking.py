@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from moderation.compose import load_prefilter
 from moderation.pipeline import Moderator
 from tests.corpus_cases import judge, load
@@ -39,3 +41,56 @@ def test_emoji_cloaked_cases_are_caught_as_often_as_the_plain_ones(moderator: Mo
             missed.append(text)
     assert cloaked >= 40
     assert caught / cloaked >= 0.95, missed
+
+
+def _homophones() -> dict[str, str]:
+    """For each common character (GB2312 level 1), another common one read the same
+    (toneless), the first by code point."""
+    from pypinyin import lazy_pinyin
+
+    by_reading: dict[str, list[str]] = {}
+    for cp in range(0x4E00, 0xA000):
+        ch = chr(cp)
+        try:
+            encoded = ch.encode("gb2312")
+        except UnicodeEncodeError:
+            continue
+        if len(encoded) == 2 and 0xB0 <= encoded[0] <= 0xD7:
+            by_reading.setdefault(lazy_pinyin(ch)[0], []).append(ch)
+    return {
+        ch: next(other for other in chars if other != ch)
+        for chars in by_reading.values()
+        if len(chars) > 1
+        for ch in chars
+    }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="88% today: intents are matched as written, not by sound (卧要从天台跳下去), and a "
+    "homophone that makes an ordinary word is taken for that word",
+)
+def test_homophone_cloaked_cases_are_caught_as_often_as_the_plain_ones(
+    moderator: Moderator,
+) -> None:
+    """The first Chinese character of each caught harmful case's evidence is written as a
+    homophone (支那猪 as 之那猪): at least 95% still caught."""
+    homophones = _homophones()
+    caught = cloaked = 0
+    for case in load():
+        if not case.harmful or case.known:
+            continue
+        outcome = judge(moderator, case)
+        spans = [e for label in outcome.result.labels for e in label.evidence]
+        if not outcome.caught or not spans:
+            continue
+        at = next(
+            (i for i in range(spans[0].start, spans[0].end) if case.text[i] in homophones), None
+        )
+        if at is None:
+            continue
+        cloaked += 1
+        text = case.text[:at] + homophones[case.text[at]] + case.text[at + 1 :]
+        caught += judge(moderator, replace(case, text=text)).caught
+    assert cloaked >= 200
+    assert caught / cloaked >= 0.95
