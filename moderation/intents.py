@@ -1,8 +1,9 @@
 """Harm intents: phrases a word list cannot hold, as regular expressions over normalized text.
 
 "Who does what, to whom or with what": 遗书已经写好了, 在他车上装个炸弹, 学生妹14岁可约. Each
-intent is one line of ``data/intents.tsv`` with its category, severity and whether it only
-escalates. All of them are compiled into one alternation, so a text is searched once.
+intent is one line of ``data/intents.tsv`` with its category, severity, whether it only
+escalates, and the words it needs: one automaton pass finds which intents a text could hold,
+and only their regexes are tried (most texts hold none).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+import daachorse
 
 from moderation.domain import Category, Evidence, Finding, Severity, Source
 from moderation.errors import ConfigError
@@ -32,6 +35,8 @@ class Intent:
     subcategory: str
     severity: Severity
     ambiguous: bool
+    needs: tuple[str, ...]
+    """Words of which a text must hold one for ``regex`` to be tried."""
     regex: str
 
 
@@ -42,16 +47,30 @@ class IntentDetector:
 
     def __init__(self, intents: tuple[Intent, ...]) -> None:
         self.intents = intents
-        self._any = re.compile("|".join(f"(?P<i{i}>{x.regex})" for i, x in enumerate(intents)))
+        self._regexes = [re.compile(intent.regex) for intent in intents]
+        by_need: dict[str, list[int]] = {}
+        for index, intent in enumerate(intents):
+            for need in intent.needs:
+                by_need.setdefault(need, []).append(index)
+        self._needs = list(by_need)
+        self._wanted_by = [tuple(by_need[need]) for need in self._needs]
+        self._automaton = daachorse.CharwiseDoubleArrayAhoCorasick(self._needs)
 
     def detect(self, text: Normalized, jurisdiction: str) -> list[Finding]:
-        """A finding per intent match (at most ``MAX_INTENT_HITS``)."""
+        """A finding per intent match (at most ``MAX_INTENT_HITS``), trying only the intents
+        whose needed words the text holds."""
+        norm = text.text
+        found = self._automaton.find_overlapping(norm)
+        if not found:
+            return []
+        wanted = sorted({index for _, _, need in found for index in self._wanted_by[need]})
         findings: list[Finding] = []
-        for match in self._any.finditer(text.text):
-            group = match.lastgroup
-            if group is None:
-                continue
-            intent = self.intents[int(group[1:])]
+        matches = (
+            (match, self.intents[index])
+            for index in wanted
+            for match in self._regexes[index].finditer(norm)
+        )
+        for match, intent in matches:
             start, end = text.span(match.start(), match.end())
             findings.append(
                 Finding(
@@ -92,9 +111,12 @@ def load_intents(path: Path | None = None) -> tuple[Intent, ...]:
             continue
         cells = line.split("\t")
         at = f"{where}:{number}"
-        if len(cells) != 6:
-            raise ConfigError(f"{at}: expected 6 tab-separated columns, got {len(cells)}")
-        name, category, subcategory, severity, flags, regex = cells
+        if len(cells) != 7:
+            raise ConfigError(f"{at}: expected 7 tab-separated columns, got {len(cells)}")
+        name, category, subcategory, severity, flags, needs, regex = cells
+        words = tuple(word for word in needs.split(",") if word)
+        if not words:
+            raise ConfigError(f"{at}: name at least one word the regex needs")
         if category not in Category.__members__:
             raise ConfigError(f"{at}: unknown category {category!r}")
         if severity not in Severity.__members__:
@@ -117,6 +139,7 @@ def load_intents(path: Path | None = None) -> tuple[Intent, ...]:
                 subcategory,
                 Severity[severity],
                 flags == "ambiguous",
+                words,
                 regex,
             )
         )

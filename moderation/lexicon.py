@@ -115,9 +115,13 @@ def is_ordinary(text: str, start: int, end: int, term: str, terms: frozenset[str
             return True
         if position < start < position + len(word) or position < end < position + len(word):
             return True
-        if inside and not same_as_term and (
-            (position == start and word in OPENING_WORDS)
-            or (position + len(word) == end and word in CLOSING_WORDS)
+        if (
+            inside
+            and not same_as_term
+            and (
+                (position == start and word in OPENING_WORDS)
+                or (position + len(word) == end and word in CLOSING_WORDS)
+            )
         ):
             return True  # 你个 (you + a measure word) sounds like 尼哥: a sentence, not a word
     return False

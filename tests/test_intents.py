@@ -33,7 +33,9 @@ def test_a_match_is_a_finding_with_offsets_into_the_callers_text() -> None:
     normalizer, _ = load_prefilter()
     detector = IntentDetector(load_intents())
     text = "朋友们：🔪了你全家"
-    (finding,) = detector.detect(normalizer(text), "GLOBAL")
+    findings = {f.rule: f for f in detector.detect(normalizer(text), "GLOBAL")}
+    assert set(findings) == {"intent.kill_family", "intent.knife_you"}
+    finding = findings["intent.kill_family"]
     assert finding.category is Category.VIOLENCE
     assert finding.source is Source.PATTERN
     assert finding.rule == "intent.kill_family"
@@ -52,13 +54,17 @@ def test_matches_per_text_are_bounded() -> None:
 @pytest.mark.parametrize(
     ("line", "says"),
     [
-        ("a\tVIOLENCE\tthreat\tHIGH\t-", "expected 6 tab-separated columns"),
-        ("a\tVIOLENT\tthreat\tHIGH\t-\tx", "unknown category 'VIOLENT'"),
-        ("a\tVIOLENCE\tthreat\tHUGE\t-\tx", "unknown severity 'HUGE'"),
-        ("a\tVIOLENCE\tthreat\tHIGH\tmaybe\tx", "flags must be 'ambiguous' or '-'"),
-        ("a\tVIOLENCE\tthreat\tHIGH\t-\t(x", "the regex does not compile"),
-        ("a\tVIOLENCE\tthreat\tHIGH\t-\t(x)", "capturing groups"),
-        ("a\tVIOLENCE\tthreat\tHIGH\t-\tx\na\tVIOLENCE\tthreat\tHIGH\t-\ty", "duplicate intent"),
+        ("a\tVIOLENCE\tthreat\tHIGH\t-\tx", "expected 7 tab-separated columns"),
+        ("a\tVIOLENT\tthreat\tHIGH\t-\tx\tx", "unknown category 'VIOLENT'"),
+        ("a\tVIOLENCE\tthreat\tHUGE\t-\tx\tx", "unknown severity 'HUGE'"),
+        ("a\tVIOLENCE\tthreat\tHIGH\tmaybe\tx\tx", "flags must be 'ambiguous' or '-'"),
+        ("a\tVIOLENCE\tthreat\tHIGH\t-\t\tx", "at least one word the regex needs"),
+        ("a\tVIOLENCE\tthreat\tHIGH\t-\tx\t(x", "the regex does not compile"),
+        ("a\tVIOLENCE\tthreat\tHIGH\t-\tx\t(x)", "capturing groups"),
+        (
+            "a\tVIOLENCE\tthreat\tHIGH\t-\tx\tx\na\tVIOLENCE\tthreat\tHIGH\t-\ty\ty",
+            "duplicate intent",
+        ),
     ],
 )
 def test_a_bad_intents_file_is_refused_naming_the_line(
@@ -66,7 +72,7 @@ def test_a_bad_intents_file_is_refused_naming_the_line(
 ) -> None:
     """Each kind of mistake is a ConfigError with the file and line."""
     path = tmp_path / "intents.tsv"
-    path.write_text("# name\tcategory\tsubcategory\tseverity\tflags\tregex\n" + line + "\n")
+    path.write_text("# name\tcategory\tsubcategory\tseverity\tflags\tneeds\tregex\n" + line + "\n")
     with pytest.raises(ConfigError, match=says) as caught:
         load_intents(path)
     assert f"{path}:" in str(caught.value)
