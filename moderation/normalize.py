@@ -118,7 +118,7 @@ STEPS: tuple[Step, ...] = (
     Step("nfkc", Variant.WIDTH, "NFKC: full-width, styled, circled and compatibility forms"),
     Step("casefold", None, "Latin, Greek and Cyrillic case folding"),
     Step("confusables", Variant.CONFUSABLE, "look-alike letters of other scripts -> Latin"),
-    Step("bopomofo", Variant.ABBREVIATION, "Bopomofo initials -> Latin initials"),
+    Step("bopomofo", Variant.ABBREVIATION, "Bopomofo -> pinyin letters, tone marks dropped"),
     Step("t2s", Variant.TRADITIONAL, "traditional -> simplified characters (OpenCC)"),
     Step("glyphs", Variant.GLYPH, "variant character forms -> the standard form"),
     Step("emoji", Variant.EMOJI, "emoji standing for a character -> that character"),
@@ -133,13 +133,18 @@ INVISIBLE = frozenset(
     "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067"
     "\u2068\u2069\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufeff\uffa0\ufff9\ufffa\ufffb"
 )
-BOPOMOFO = dict(
-    zip(
-        "ㄅㄆㄇㄈㄉㄊㄋㄌㄍㄎㄏㄐㄑㄒㄓㄔㄕㄖㄗㄘㄙ",
-        "bpmfdtnlgkhjqxzcsrzcs",
-        strict=True,
-    )
-)
+#: Bopomofo (zhuyin) as pinyin letters: each symbol as its pinyin spelling, so a syllable
+#: written in bopomofo reads as the pinyin the phonetic view knows (ㄘㄠˋ ㄋㄧˇ ㄇㄚ as cao ni
+#: ma), and initials alone as pinyin initials (ㄋㄇㄙㄌ as nmsl). Tone marks are dropped. What
+#: a symbol-by-symbol reading cannot spell (ㄧㄥ is ing, not ieng; ㄙ alone is si) stays unread.
+BOPOMOFO = {
+    **dict(zip("ㄅㄆㄇㄈㄉㄊㄋㄌㄍㄎㄏㄐㄑㄒㄖㄗㄘㄙ", "bpmfdtnlgkhjqxrzcs", strict=True)),
+    "ㄓ": "zh", "ㄔ": "ch", "ㄕ": "sh",
+    **dict(zip("ㄚㄛㄜㄝㄞㄟㄠㄡㄢㄣㄤㄥㄦㄧㄨㄩ", [
+        "a", "o", "e", "e", "ai", "ei", "ao", "ou", "an", "en", "ang", "eng", "er", "i", "u", "u",
+    ], strict=True)),
+    "ˉ": "", "ˊ": "", "ˇ": "", "ˋ": "", "˙": "",
+}  # fmt: skip
 LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
 
 

@@ -94,3 +94,30 @@ def test_homophone_cloaked_cases_are_caught_as_often_as_the_plain_ones(
         caught += judge(moderator, replace(case, text=text)).caught
     assert cloaked >= 200
     assert caught / cloaked >= 0.95
+
+
+def test_bopomofo_written_evidence_is_mostly_caught(moderator: Moderator) -> None:
+    """Each caught harmful case's Chinese evidence written in bopomofo with tones (傻逼 as
+    ㄕㄚˇ ㄅㄧ): read as pinyin, at least 40% still caught (8.9% before bopomofo was read as
+    pinyin). Syllables a symbol-by-symbol reading cannot spell (ㄙ alone for si, ㄧㄥ for ing)
+    are the misses."""
+    from pypinyin import Style, pinyin
+
+    caught = written = 0
+    for case in load():
+        if not case.harmful or case.known:
+            continue
+        outcome = judge(moderator, case)
+        spans = [e for label in outcome.result.labels for e in label.evidence]
+        if not outcome.caught or not spans:
+            continue
+        start, end = spans[0].start, spans[0].end
+        evidence = case.text[start:end]
+        if len(evidence) < 2 or not all("\u4e00" <= ch <= "\u9fff" for ch in evidence):
+            continue
+        bopomofo = " ".join(reading[0] for reading in pinyin(evidence, style=Style.BOPOMOFO))
+        written += 1
+        text = case.text[:start] + bopomofo + case.text[end:]
+        caught += judge(moderator, replace(case, text=text)).caught
+    assert written >= 150
+    assert caught / written >= 0.40
