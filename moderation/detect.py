@@ -611,5 +611,5 @@ class PatternDetector:
 DETECTORS: Mapping[str, Callable[[Lexicon], Detector]] = {
     "lexicon": LexiconDetector,
     "patterns": lambda _lexicon: PatternDetector(),
-    "intents": lambda _lexicon: IntentDetector(load_intents()),
+    "intents": lambda lexicon: IntentDetector(load_intents(), lexicon.phonetics),
 }

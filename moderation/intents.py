@@ -3,21 +3,24 @@
 "Who does what, to whom or with what": 遗书已经写好了, 在他车上装个炸弹, 学生妹14岁可约. Each
 intent is one line of ``data/intents.tsv`` with its category, severity, whether it only
 escalates, and the words it needs: one automaton pass finds which intents a text could hold,
-and only their regexes are tried (most texts hold none).
+and only their regexes are tried (most texts hold none). The same runs again over the text
+read as syllables, so a homophone does not hide an intent.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import daachorse
 
-from moderation.domain import Category, Evidence, Finding, Severity, Source
+from moderation.domain import Category, Evidence, Finding, Severity, Source, Variant
 from moderation.errors import ConfigError
 from moderation.normalize import Normalized
+from moderation.phonetic import Phonetics
 
 #: Confidence of an intent that decides; an ambiguous one is below every policy's threshold.
 CONFIDENCE_INTENT = 0.9
@@ -40,59 +43,80 @@ class Intent:
     regex: str
 
 
-class IntentDetector:
-    """Finds the intents of ``data/intents.tsv`` in the normalized text."""
+class _Pass:
+    """The intents' regexes and needed words over one view of the text."""
 
-    name = "intents"
+    __slots__ = ("automaton", "regexes", "wanted_by")
 
-    def __init__(self, intents: tuple[Intent, ...]) -> None:
-        self.intents = intents
-        self._regexes = [re.compile(intent.regex) for intent in intents]
+    def __init__(self, intents: tuple[Intent, ...], view: Callable[[str], str]) -> None:
+        self.regexes = [re.compile(view(intent.regex)) for intent in intents]
         by_need: dict[str, list[int]] = {}
         for index, intent in enumerate(intents):
             for need in intent.needs:
-                by_need.setdefault(need, []).append(index)
-        self._needs = list(by_need)
-        self._wanted_by = [tuple(by_need[need]) for need in self._needs]
-        self._automaton = daachorse.CharwiseDoubleArrayAhoCorasick(self._needs)
+                by_need.setdefault(view(need), []).append(index)
+        self.wanted_by = [tuple(indices) for indices in by_need.values()]
+        self.automaton = daachorse.CharwiseDoubleArrayAhoCorasick(list(by_need))
+
+    def matches(self, text: str) -> Iterator[tuple[int, re.Match[str]]]:
+        """(intent index, match) for each intent whose needed words ``text`` holds."""
+        found = self.automaton.find_overlapping(text)
+        if not found:
+            return
+        wanted = sorted({index for _, _, need in found for index in self.wanted_by[need]})
+        for index in wanted:
+            for match in self.regexes[index].finditer(text):
+                yield index, match
+
+
+class IntentDetector:
+    """Finds the intents of ``data/intents.tsv`` in the normalized text, as written and, with
+    ``phonetics``, by sound: every Chinese character of the text and of the patterns read as
+    its syllable, so 卧要从天台跳下去 (卧 for 我) still matches. A match by sound alone only
+    escalates."""
+
+    name = "intents"
+
+    def __init__(self, intents: tuple[Intent, ...], phonetics: Phonetics | None = None) -> None:
+        self.intents = intents
+        self._written = _Pass(intents, lambda text: text)
+        self._phonetics = phonetics
+        self._sounded = None if phonetics is None else _Pass(intents, phonetics.syllables)
 
     def detect(self, text: Normalized, jurisdiction: str) -> list[Finding]:
-        """A finding per intent match (at most ``MAX_INTENT_HITS``), trying only the intents
-        whose needed words the text holds."""
+        """A finding per intent match (at most ``MAX_INTENT_HITS``)."""
         norm = text.text
-        found = self._automaton.find_overlapping(norm)
-        if not found:
-            return []
-        wanted = sorted({index for _, _, need in found for index in self._wanted_by[need]})
         findings: list[Finding] = []
-        matches = (
-            (match, self.intents[index])
-            for index in wanted
-            for match in self._regexes[index].finditer(norm)
-        )
-        for match, intent in matches:
-            start, end = text.span(match.start(), match.end())
-            findings.append(
-                Finding(
-                    intent.category,
-                    intent.subcategory,
-                    intent.severity,
-                    CONFIDENCE_INTENT_AMBIGUOUS if intent.ambiguous else CONFIDENCE_INTENT,
-                    Source.PATTERN,
-                    Evidence(
-                        start,
-                        end,
-                        text.original[start:end],
-                        intent.name,
-                        text.variant(match.start(), match.end()),
-                    ),
-                    f"intent.{intent.name}",
-                    intent.ambiguous,
-                )
-            )
+        seen: set[tuple[int, int, int]] = set()
+        for index, match in self._written.matches(norm):
+            seen.add((index, match.start(), match.end()))
+            findings.append(self._finding(text, self.intents[index], match, sounded=False))
+            if len(findings) >= MAX_INTENT_HITS:
+                return findings
+        if self._sounded is None or self._phonetics is None:
+            return findings
+        for index, match in self._sounded.matches(self._phonetics.syllables(norm)):
+            if (index, match.start(), match.end()) in seen:
+                continue
+            findings.append(self._finding(text, self.intents[index], match, sounded=True))
             if len(findings) >= MAX_INTENT_HITS:
                 break
         return findings
+
+    @staticmethod
+    def _finding(text: Normalized, intent: Intent, match: re.Match[str], sounded: bool) -> Finding:
+        ambiguous = intent.ambiguous or sounded
+        start, end = text.span(match.start(), match.end())
+        variant = Variant.HOMOPHONE if sounded else text.variant(match.start(), match.end())
+        return Finding(
+            intent.category,
+            intent.subcategory,
+            intent.severity,
+            CONFIDENCE_INTENT_AMBIGUOUS if ambiguous else CONFIDENCE_INTENT,
+            Source.PATTERN,
+            Evidence(start, end, text.original[start:end], intent.name, variant),
+            f"intent.{intent.name}",
+            ambiguous,
+        )
 
 
 def load_intents(path: Path | None = None) -> tuple[Intent, ...]:

@@ -76,3 +76,17 @@ def test_a_bad_intents_file_is_refused_naming_the_line(
     with pytest.raises(ConfigError, match=says) as caught:
         load_intents(path)
     assert f"{path}:" in str(caught.value)
+
+
+def test_an_intent_written_with_homophones_is_found_by_sound_and_only_escalates() -> None:
+    """沙你全家 (沙 for 杀) is the same threat read aloud: found, marked a homophone, and
+    ambiguous even where the intent written plainly decides."""
+    normalizer, lexicon = load_prefilter()
+    detector = IntentDetector(load_intents(), lexicon.phonetics)
+    (plain,) = detector.detect(normalizer("杀你全家"), "GLOBAL")
+    (sounded,) = detector.detect(normalizer("沙你全家"), "GLOBAL")
+    assert plain.rule == sounded.rule == "intent.kill_family"
+    assert not plain.ambiguous
+    assert sounded.ambiguous
+    assert sounded.evidence.variant.name == "HOMOPHONE"
+    assert detector.detect(normalizer("我要从北京去上海"), "GLOBAL") == []
