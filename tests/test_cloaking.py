@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 
 from moderation.compose import load_prefilter
 from moderation.pipeline import Moderator
-from tests.corpus_cases import judge, load
+from tests.corpus_cases import Case, judge, load
 
 
 def _emoji_for() -> dict[str, str]:
@@ -65,6 +66,17 @@ def _homophones() -> dict[str, str]:
     }
 
 
+def _caught_with_evidence(moderator: Moderator) -> Iterator[tuple[Case, tuple[int, int]]]:
+    """Each harmful corpus case the heuristics catch, with the span of its first evidence."""
+    for case in load():
+        if not case.harmful or case.known:
+            continue
+        outcome = judge(moderator, case)
+        spans = [e for label in outcome.result.labels for e in label.evidence]
+        if outcome.caught and spans:
+            yield case, (spans[0].start, spans[0].end)
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="92% today: terms that mix letters and characters (k粉, cp资源) are matched as "
@@ -78,16 +90,8 @@ def test_homophone_cloaked_cases_are_caught_as_often_as_the_plain_ones(
     homophone (支那猪 as 之那猪): at least 95% still caught."""
     homophones = _homophones()
     caught = cloaked = 0
-    for case in load():
-        if not case.harmful or case.known:
-            continue
-        outcome = judge(moderator, case)
-        spans = [e for label in outcome.result.labels for e in label.evidence]
-        if not outcome.caught or not spans:
-            continue
-        at = next(
-            (i for i in range(spans[0].start, spans[0].end) if case.text[i] in homophones), None
-        )
+    for case, (start, end) in _caught_with_evidence(moderator):
+        at = next((i for i in range(start, end) if case.text[i] in homophones), None)
         if at is None:
             continue
         cloaked += 1
@@ -105,14 +109,7 @@ def test_bopomofo_written_evidence_is_mostly_caught(moderator: Moderator) -> Non
     from pypinyin import Style, pinyin
 
     caught = written = 0
-    for case in load():
-        if not case.harmful or case.known:
-            continue
-        outcome = judge(moderator, case)
-        spans = [e for label in outcome.result.labels for e in label.evidence]
-        if not outcome.caught or not spans:
-            continue
-        start, end = spans[0].start, spans[0].end
+    for case, (start, end) in _caught_with_evidence(moderator):
         evidence = case.text[start:end]
         if len(evidence) < 2 or not all("\u4e00" <= ch <= "\u9fff" for ch in evidence):
             continue
