@@ -14,8 +14,8 @@ layer  module                                      owns
 7      pipeline                                    the transport-free ``Moderator``, log line
 6      decide                                      triage and decision from findings + policy
 5      policy                                      per-jurisdiction policy files, validated
-4      detect                                      detectors (lexicon views, patterns), quick
-3      lexicon, scorer                             lexicon files -> automata; the risk scorer
+4      detect, context                             detectors; reporting/quoting/naming contexts
+3      lexicon, scorer, intents, broad             lexicon automata; scorer; intents; broad lists
 2      normalize, phonetic, llm, datasets          text folding; pinyin; HTTP; labelled files
 1      domain                                      value types and enums
 0      errors                                      our exception tree
