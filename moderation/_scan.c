@@ -306,7 +306,8 @@ buf_copy(const Buf *in, Py_ssize_t i, Py_ssize_t j, Buf *out)
  * NULL it only says whether it would change anything (1 or 0); otherwise it writes the edited
  * text to ``out`` and says whether it changed anything. -1 on error. */
 
-/* separators: a whole run of separators with the right neighbours is dropped. */
+/* separators: a whole run of separators with the right neighbours is dropped, and a line
+ * break between two Chinese characters when one of them stands on a line of its own. */
 static int
 step_separators(const Buf *in, Buf *out)
 {
@@ -315,6 +316,21 @@ step_separators(const Buf *in, Buf *out)
     int changed = 0;
     Py_ssize_t i = 0, kept = 0;
     while (i < n) {
+        /* A line break inside a word: between two Chinese characters, one of them a line
+         * of its own (傻\n逼). */
+        if (t[i] == '\n') {
+            if (i > 0 && i + 1 < n && is_han(t[i - 1]) && is_han(t[i + 1]) &&
+                (i == 1 || t[i - 2] == '\n' || i + 2 == n || t[i + 2] == '\n')) {
+                if (out == NULL)
+                    return 1;
+                if (buf_copy(in, kept, i, out) < 0)
+                    return -1;
+                kept = i + 1;
+                changed = 1;
+            }
+            i++;
+            continue;
+        }
         if (!is_separator(t[i])) {
             i++;
             continue;

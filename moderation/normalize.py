@@ -17,7 +17,9 @@ Context steps then work on the folded text with precompiled patterns:
   and between single Latin letters (``f u c k``, ``s.b``). Sentence punctuation
   (，。！？；：、 and their ASCII forms), line breaks and anything between two Latin words of
   two or more letters are real boundaries and stay: joining across them would make words
-  that nobody wrote (大傻，逼他 must not become 傻逼).
+  that nobody wrote (大傻，逼他 must not become 傻逼). A line break between two Chinese
+  characters is dropped when one of them stands on a line of its own (傻 and 逼 written
+  down the page, one a line).
 - ``repeats``: a character written three or more times in a row counts once (傻傻傻逼逼逼).
   Two in a row stay: 妈妈, 谢谢 and 哈哈 are words.
 - ``leetspeak``: digits and ``@``/``$`` between Latin letters become letters (b1tch).
@@ -480,11 +482,15 @@ class Normalizer:
         # A run of separators that is dropped: after a Chinese character and before a Chinese
         # character, a letter or a digit; after a letter or digit and before a Chinese
         # character; between two single letters. (Each match is a whole run.)
+        # And a line break between two Chinese characters when one of them stands on a line of
+        # its own: a word written down the page (傻\n逼), not two sentences (大傻\n逼他).
         self._separator_drop = re.compile(
             rf"(?={SEPARATOR})(?:"
             rf"(?<=[{HAN}]){SEPARATOR}+(?=[{HAN}a-z0-9])"
             rf"|(?<=[a-z0-9]){SEPARATOR}+(?=[{HAN}])"
             rf"|(?<=[a-z])(?<![a-z0-9][a-z]){SEPARATOR}+(?=[a-z](?![a-z0-9])))"
+            rf"|\n(?<=[{HAN}]\n)(?=[{HAN}])"
+            rf"(?:(?<=^[{HAN}]\n)|(?<=\n[{HAN}]\n)|(?=[{HAN}](?:\n|\Z)))"
         )
         self._any_triple = re.compile(r"(.)\1{2,}")
         self._leet = re.compile(r"[013457@$](?<=[a-z][013457@$])(?=[a-z])")

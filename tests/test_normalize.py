@@ -70,6 +70,31 @@ def test_real_boundaries_are_kept(normalize: Normalizer, text: str, expected: st
     assert normalize(text).text == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("傻\n逼", "傻逼"),  # a word down the page, a character a line
+        ("你就是个傻\n逼", "你就是个傻逼"),  # the last character on a line of its own
+        ("傻\n逼你", "傻逼你"),  # the first character on a line of its own
+        ("傻\n逼\n你", "傻逼你"),
+        ("大傻\n逼他", "大傻\n逼他"),  # two lines that only meet across the break
+        ("今天\n天气", "今天\n天气"),
+        ("好\n", "好\n"),
+        ("a\n逼", "a\n逼"),  # only between Chinese characters
+    ],
+)
+def test_a_line_break_inside_a_word(normalize: Normalizer, text: str, expected: str) -> None:
+    """A line break is dropped only between two Chinese characters one of which stands on a
+    line of its own; the C pass and the Python reference agree; offsets keep the break."""
+    assert normalize(text).text == expected
+    assert normalize.full(text).text == expected
+    if "傻逼" in expected:
+        result = normalize(text)
+        at = result.text.index("傻逼")
+        start, end = result.span(at, at + 2)
+        assert text[start:end] == "傻\n逼"
+
+
 def test_offsets_point_into_the_original(normalize: Normalizer) -> None:
     """Every normalized character maps to the original span it came from."""
     original = "你 就 是 个 傻\u200b逼！"
