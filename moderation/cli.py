@@ -379,7 +379,8 @@ def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    """The argument parser (names pinned by DESIGN.md)."""
+    """The argument parser. Command and option names are a public interface (other teams'
+    scripts call them): add, do not rename."""
     root = argparse.ArgumentParser(prog="moderation", description=__doc__.split("\n")[0])
     root.add_argument("--version", action="version", version=f"moderation {__version__}")
     commands = root.add_subparsers(dest="command", required=True)

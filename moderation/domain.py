@@ -28,7 +28,8 @@ class _Enum(enum.Enum):
 
 
 class Category(_Enum):
-    """Risk categories (see DESIGN.md for what each covers)."""
+    """Risk categories; what each covers is written beside it in the contract
+    (``proto/moderation/v1/moderation.proto``, enum ``Category``)."""
 
     ABUSE = "ABUSE"
     HATE = "HATE"

@@ -243,7 +243,8 @@ def result_json(result: ModerationResult) -> dict[str, object]:
 
 
 def to_json(message: pb.ModerateResponse | pb.ListPoliciesResponse) -> dict[str, object]:
-    """The JSON form of DESIGN.md: proto3 JSON, snake_case names, enum names, all fields."""
+    """The JSON form (README, "The JSON form"): proto3 JSON, snake_case names, enum names,
+    all fields."""
     return json_format.MessageToDict(
         message,
         preserving_proto_field_name=True,
