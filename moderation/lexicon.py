@@ -156,10 +156,6 @@ class Entry:
         object.__setattr__(self, "group", "group" in self.flags)
         object.__setattr__(self, "negative", "negative" in self.flags)
 
-    def applies_to(self, jurisdiction: str) -> bool:
-        """True when the entry is active under ``jurisdiction``."""
-        return self.jurisdictions is None or jurisdiction in self.jurisdictions
-
 
 def _parse_line(source: str, number: int, line: str) -> Entry:
     where = f"{source}:{number}"
