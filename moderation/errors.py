@@ -10,6 +10,8 @@
     │   └── BatchTooLarge
     ├── Overloaded                the service sheds load (-> RESOURCE_EXHAUSTED)
     ├── DeadlineExceeded          the caller's deadline passed (-> DEADLINE_EXCEEDED)
+    ├── Unauthenticated           no key, or one we do not know (-> UNAUTHENTICATED)
+    ├── PermissionDenied          a known client asked for what it may not (-> PERMISSION_DENIED)
     ├── Unavailable               not now, try again (-> UNAVAILABLE)
     │   ├── ShuttingDown          the server is stopping
     │   └── StreamIdle            a stream sent nothing for too long
@@ -76,6 +78,14 @@ class Overloaded(ModerationError):
 
 class DeadlineExceeded(ModerationError):
     """The caller's deadline passed while its items were still being screened."""
+
+
+class Unauthenticated(ModerationError):
+    """No key, or a key we do not know (-> UNAUTHENTICATED)."""
+
+
+class PermissionDenied(ModerationError):
+    """A known client asked for something it may not (-> PERMISSION_DENIED)."""
 
 
 class Unavailable(ModerationError):

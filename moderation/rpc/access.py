@@ -30,17 +30,14 @@ from pathlib import Path
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from moderation.errors import BatchTooLarge, ConfigError, ModerationError, Overloaded
+from moderation.errors import (
+    BatchTooLarge,
+    ConfigError,
+    Overloaded,
+    Unauthenticated,
+)
 
 OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-
-
-class Unauthenticated(ModerationError):
-    """No key, or a key we do not know (-> UNAUTHENTICATED)."""
-
-
-class PermissionDenied(ModerationError):
-    """A known client asked for something it may not (-> PERMISSION_DENIED)."""
 
 
 @dataclass

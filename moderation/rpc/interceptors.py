@@ -25,17 +25,13 @@ from moderation.errors import (
     InvalidRequest,
     ModerationError,
     Overloaded,
+    PermissionDenied,
     ShuttingDown,
+    Unauthenticated,
     Unavailable,
 )
 from moderation.metrics import Metrics
-from moderation.rpc.access import (
-    OPEN_METHODS,
-    Gate,
-    PermissionDenied,
-    Unauthenticated,
-    current_client,
-)
+from moderation.rpc.access import OPEN_METHODS, Gate, current_client
 
 log = structlog.get_logger("moderation.rpc")
 

@@ -21,11 +21,12 @@ from moderation.domain import Content, ModerationResult
 from moderation.errors import (
     BatchTooLarge,
     InvalidRequest,
+    PermissionDenied,
     StreamIdle,
 )
 from moderation.pipeline import OFF_LOOP_CHARS, Moderator, Screening
 from moderation.rpc import convert
-from moderation.rpc.access import PermissionDenied, charge, current_client
+from moderation.rpc.access import charge, current_client
 from moderation.rpc.interceptors import MalformedRequest, status_for
 from moderation.v1 import moderation_pb2 as pb
 from moderation.v1 import moderation_pb2_grpc as pb_grpc
