@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from importlib import resources
 from pathlib import Path
 
+from moderation import datafile
 from moderation.domain import Finding
 from moderation.errors import ConfigError
 from moderation.normalize import Normalized
@@ -61,16 +61,9 @@ class Contexts:
 def load_contexts(normalize: Callable[[str], Normalized], path: Path | None = None) -> Contexts:
     """The cues of ``path`` (default: the shipped ``data/contexts.tsv``); ``ConfigError`` for
     a malformed line or a cue not in normalized form (it would never match), naming it."""
-    if path is None:
-        raw = resources.files("moderation").joinpath("data/contexts.tsv").read_text("utf-8")
-        where = "moderation/data/contexts.tsv"
-    else:
-        raw, where = path.read_text(encoding="utf-8"), str(path)
+    raw, where = datafile.read("contexts.tsv", path)
     cues: dict[str, str] = {}
-    for number, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        cells = line.split("\t")
+    for number, cells in datafile.rows(raw):
         if len(cells) != 2 or cells[0] not in KINDS or not cells[1].strip():
             raise ConfigError(
                 f"{where}:{number}: expected 'kind<TAB>cue' with kind one of {', '.join(KINDS)}"

@@ -23,7 +23,9 @@ from moderation.policy import Policy
 
 _ASKED = Triage(Route.AMBIGUOUS, "caller asked for the model")
 _NO_SIGNAL = Triage(Route.CLEAR, "no signal")
-_BLOCKING = Triage(Route.CLEAR, "confident blocking hit", blocking=True)
+#: The triage of a confident blocking rule hit: the one a reporting, quoting or naming context
+#: can turn into a question for the model (``mentioned``).
+BLOCKING = Triage(Route.CLEAR, "confident blocking hit")
 _CONFIDENT = Triage(Route.CLEAR, "confident hits")
 _WEAK = Triage(Route.CLEAR, "only weak hits")
 
@@ -63,7 +65,7 @@ def triage(
         return _NO_SIGNAL
     confident = [f for f in findings if is_confident(f, policy)]
     if confident and decide(confident, policy) is Decision.BLOCK:
-        return _BLOCKING
+        return BLOCKING
     if high and risk is not None and risk >= policy.block_at:
         return Triage(
             Route.CLEAR, f"risk score {risk:.2f} >= block_at {policy.block_at:g}", by_score=True
@@ -86,13 +88,22 @@ def triage(
 MENTIONED_CONFIDENCE = 0.5
 
 
-def mentioned(findings: Iterable[Finding]) -> list[Finding]:
-    """The findings of a text that reports, quotes or names them: none decides alone any more,
-    so the model judges (or, with the model off, the policy's fail mode)."""
-    return [
+def mentioned(
+    findings: Iterable[Finding],
+    policy: Policy,
+    mode: EscalationMode,
+    risk: float | None,
+    context: str,
+) -> tuple[list[Finding], Triage]:
+    """The findings of a text that reports, quotes or names them (``context`` says which) and
+    their triage: none decides alone any more, so the model judges (or, with the model off,
+    the policy's fail mode), and the reason says why."""
+    demoted = [
         f._replace(ambiguous=True, confidence=min(f.confidence, MENTIONED_CONFIDENCE))
         for f in findings
     ]
+    asked = triage(demoted, policy, mode, risk)
+    return demoted, asked._replace(reason=f"{context} context; {asked.reason}")
 
 
 def _worth_asking(finding: Finding, policy: Policy) -> bool:

@@ -120,18 +120,8 @@ class LexiconDetector:
     def _group_findings(
         text: Normalized, groups: list[Hit], negatives: list[Hit], findings: list[Finding]
     ) -> list[Finding]:
-        """A group word near a negative word or an insult: possible hate, for the model; a
-        minor (a group word of MINOR_SAFETY) near sexual content: the model judges it as
-        MINOR_SAFETY."""
-        # Everything in original offsets: negatives are mapped back, findings already are.
-        hostile: list[tuple[int, int, Hit | None]] = [
-            (*text.span(h.start, h.end), h) for h in negatives
-        ]
-        hostile += [
-            (f.evidence.start, f.evidence.end, None)
-            for f in findings
-            if f.category in (Category.ABUSE, Category.VIOLENCE, Category.HATE)
-        ]
+        """A group word near what its category needs (``GROUP_PARTNERS``): possible hate, or
+        a minor next to sexual content, for the model."""
 
         def finding(hit: Hit, category_of: Hit) -> Finding:
             variant = hit.variant or text.variant(hit.start, hit.end)
@@ -146,44 +136,73 @@ class LexiconDetector:
                 True,  # ambiguous: a group word is for the model
             )
 
-        # Past a few hostile spans, only those starting within reach of a group word can be
-        # near it: found by bisection over their starts.
-        few = len(hostile) <= 16
-        if not few:
-            hostile.sort(key=lambda h: h[0])
-            starts = [s for s, _, _ in hostile]
-            reach = GROUP_WINDOW + max(e - s for s, e, _ in hostile)
-        sexual = [f for f in findings if f.category is Category.SEXUAL]
+        partners: dict[tuple[bool, frozenset[Category]], _Spans] = {}
         out: list[Finding] = []
         for group in groups:
-            start, end = text.span(group.start, group.end)
-            if group.entry.category is Category.MINOR_SAFETY:
-                # A minor next to sexual content: the sexual findings speak of a child.
-                if any(
-                    max(f.evidence.start - end, start - f.evidence.end) <= GROUP_WINDOW
-                    for f in sexual
-                ):
-                    out.append(finding(group, group))
-                continue
-            candidates = (
-                hostile
-                if few
-                else hostile[
-                    bisect.bisect_left(starts, start - reach) : bisect.bisect_right(
-                        starts, end + GROUP_WINDOW
-                    )
-                ]
-            )
-            near = [
-                hit
-                for s, e, hit in candidates
-                if max(s - end, start - e) <= GROUP_WINDOW  # the gap between the two spans
-            ]
+            kind = GROUP_PARTNERS.get(group.entry.category, _HOSTILE)
+            spans = partners.get(kind)
+            if spans is None:
+                spans = partners[kind] = _Spans(
+                    text, negatives if kind[0] else [], findings, kind[1]
+                )
+            near = spans.near(*text.span(group.start, group.end))
             if not near:
                 continue
             out.append(finding(group, group))
             out.extend(finding(hit, group) for hit in near if hit is not None)
         return out
+
+
+#: What a group word must stand near to count, by the group's category: whether negative words
+#: count, and the categories of findings that do. A minor needs sexual content; any other group
+#: (hate) needs a negative word or an insult, threat or slur (``_HOSTILE``).
+GROUP_PARTNERS: Mapping[Category, tuple[bool, frozenset[Category]]] = {
+    Category.MINOR_SAFETY: (False, frozenset({Category.SEXUAL})),
+}
+_HOSTILE = (True, frozenset({Category.ABUSE, Category.VIOLENCE, Category.HATE}))
+
+
+class _Spans:
+    """The spans a group word may stand near, in original offsets: negative words (with their
+    hit, which becomes a finding too) and findings of some categories (no hit)."""
+
+    __slots__ = ("_reach", "_spans", "_starts")
+
+    def __init__(
+        self,
+        text: Normalized,
+        negatives: list[Hit],
+        findings: list[Finding],
+        categories: frozenset[Category],
+    ) -> None:
+        spans: list[tuple[int, int, Hit | None]] = [
+            (*text.span(h.start, h.end), h) for h in negatives
+        ]
+        spans += [
+            (f.evidence.start, f.evidence.end, None) for f in findings if f.category in categories
+        ]
+        self._spans = spans
+        # Past a few spans, only those starting within reach of a group word can be near it:
+        # found by bisection over their starts.
+        self._starts: list[int] | None = None
+        self._reach = 0
+        if len(spans) > 16:
+            spans.sort(key=lambda h: h[0])
+            self._starts = [s for s, _, _ in spans]
+            self._reach = GROUP_WINDOW + max(e - s for s, e, _ in spans)
+
+    def near(self, start: int, end: int) -> list[Hit | None]:
+        """The spans within ``GROUP_WINDOW`` of ``[start, end)`` (their hits, or None)."""
+        candidates = self._spans
+        if self._starts is not None:
+            lo = bisect.bisect_left(self._starts, start - self._reach)
+            hi = bisect.bisect_right(self._starts, end + GROUP_WINDOW)
+            candidates = candidates[lo:hi]
+        return [
+            hit
+            for s, e, hit in candidates
+            if max(s - end, start - e) <= GROUP_WINDOW  # the gap between the two spans
+        ]
 
 
 def _rank(f: Finding) -> tuple[int, float, int, bool]:

@@ -170,8 +170,6 @@ class Triage(NamedTuple):
     by_score: bool = False
     """The scorer's probability reached the policy's ``escalate_at`` (AMBIGUOUS) or
     ``block_at`` (CLEAR): the answer carries the scorer's label unless the model judged."""
-    blocking: bool = False
-    """A confident rule hit blocks (CLEAR): unless the text only talks about it."""
 
 
 class Escalation(NamedTuple):

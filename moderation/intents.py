@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import daachorse
 
+from moderation import datafile
 from moderation.domain import Category, Evidence, Finding, Severity, Source, Variant
 from moderation.errors import ConfigError
 from moderation.normalize import Normalized
@@ -123,17 +123,10 @@ def load_intents(path: Path | None = None) -> tuple[Intent, ...]:
     """The intents of ``path`` (default: the shipped file); ``ConfigError`` naming the line
     of a malformed one (wrong columns, unknown category or severity, a regex that does not
     compile, a duplicate name)."""
-    if path is None:
-        raw = resources.files("moderation").joinpath("data/intents.tsv").read_text("utf-8")
-        where = "moderation/data/intents.tsv"
-    else:
-        raw, where = path.read_text(encoding="utf-8"), str(path)
+    raw, where = datafile.read("intents.tsv", path)
     intents: list[Intent] = []
     names: set[str] = set()
-    for number, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        cells = line.split("\t")
+    for number, cells in datafile.rows(raw):
         at = f"{where}:{number}"
         if len(cells) != 7:
             raise ConfigError(f"{at}: expected 7 tab-separated columns, got {len(cells)}")

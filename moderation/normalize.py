@@ -51,7 +51,7 @@ from typing import NamedTuple
 
 import opencc
 
-from moderation import _scan
+from moderation import _scan, datafile
 from moderation.domain import Variant
 
 HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f\u3007"
@@ -99,10 +99,7 @@ def cldr_stand_ins() -> dict[str, str]:
 
 
 def _data(name: str) -> list[list[str]]:
-    text = (resources.files("moderation") / "data" / "normalize" / name).read_text("utf-8")
-    return [
-        line.split("\t") for line in text.splitlines() if line.strip() and not line.startswith("#")
-    ]
+    return [cells for _, cells in datafile.rows(datafile.read(f"normalize/{name}")[0])]
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,12 +192,12 @@ class Moderator:
             findings = decide.enabled(findings, policy)
         risk = None if self._score is None else self._score(normalized.text)
         triage = decide.triage(findings, policy, content.escalation, risk)
-        if triage.blocking and self._contexts is not None:
+        if triage == decide.BLOCKING and self._contexts is not None:
             kind = self._contexts.find(content.text, normalized.text, findings)
             if kind is not None:
-                findings = decide.mentioned(findings)
-                triage = decide.triage(findings, policy, content.escalation, risk)
-                triage = triage._replace(reason=f"{kind} context; {triage.reason}")
+                findings, triage = decide.mentioned(
+                    findings, policy, content.escalation, risk, kind
+                )
         return Screening(content, policy, normalized, tuple(findings), triage, began, risk)
 
     def heuristics(self, content: Content) -> tuple[Screening, ModerationResult | None]:

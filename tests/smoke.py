@@ -61,25 +61,29 @@ async def check_service(address: str, wait_s: float = 30.0) -> list[str]:
     return problems
 
 
-def _docker(*args: str, check: bool = True) -> str:
+def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     docker = shutil.which("docker")
     if docker is None:
         raise SystemExit("smoke: docker is not on PATH")
-    done = subprocess.run([docker, *args], capture_output=True, text=True, check=check)
-    return (done.stdout + done.stderr if args[0] == "logs" else done.stdout).strip()
+    return subprocess.run([docker, *args], capture_output=True, text=True, check=check)
+
+
+def _docker_out(*args: str) -> str:
+    """What ``docker ARGS`` prints on stdout."""
+    return _docker(*args).stdout.strip()
 
 
 def check_image(image: str, health_wait_s: float = 60.0) -> list[str]:
     """Start ``image``, check it, wait for its HEALTHCHECK, stop it; what went wrong."""
-    container = _docker("run", "--detach", "--publish", "127.0.0.1::50051", image)
+    container = _docker_out("run", "--detach", "--publish", "127.0.0.1::50051", image)
     problems: list[str] = []
     try:
-        address = _docker("port", container, "50051/tcp").splitlines()[0]
+        address = _docker_out("port", container, "50051/tcp").splitlines()[0]
         problems += asyncio.run(check_service(address))
         until = time.monotonic() + health_wait_s
         status = ""
         while time.monotonic() < until:
-            state = json.loads(_docker("inspect", "--format", "{{json .State}}", container))
+            state = json.loads(_docker_out("inspect", "--format", "{{json .State}}", container))
             status = state.get("Health", {}).get("Status", "")
             if status in ("healthy", "unhealthy"):
                 break
@@ -89,10 +93,11 @@ def check_image(image: str, health_wait_s: float = 60.0) -> list[str]:
         began = time.monotonic()
         _docker("stop", "--time", "30", container)
         took = time.monotonic() - began
-        code = int(_docker("inspect", "--format", "{{.State.ExitCode}}", container))
+        code = int(_docker_out("inspect", "--format", "{{.State.ExitCode}}", container))
         if code != 0 or took > 29:
             problems.append(f"SIGTERM: exit code {code} after {took:.1f} s")
-        if INSULT in _docker("logs", container):
+        logs = _docker("logs", container)  # the container's stdout and stderr
+        if INSULT in logs.stdout + logs.stderr:
             problems.append("logs: user content was logged")
     finally:
         _docker("rm", "--force", container, check=False)

@@ -1,0 +1,25 @@
+"""Reviewed data files (``moderation/data``): read the shipped one or an operator's, line by
+line, with the line numbers that error messages name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+
+def read(name: str, path: Path | None = None) -> tuple[str, str]:
+    """The text of ``path``, or of the shipped ``moderation/data/<name>``; and how an error
+    message names the file."""
+    if path is not None:
+        return path.read_text(encoding="utf-8"), str(path)
+    shipped = resources.files("moderation").joinpath("data", *name.split("/"))
+    return shipped.read_text("utf-8"), f"moderation/data/{name}"
+
+
+def rows(text: str) -> Iterator[tuple[int, list[str]]]:
+    """The line number and tab-separated cells of each line that is neither blank nor a
+    comment (``#``)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip() and not line.startswith("#"):
+            yield number, line.split("\t")
