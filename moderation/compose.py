@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import functools
 import gc
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from moderation import datafile
 from moderation.broad import load as load_broad
 from moderation.context import Contexts, load_contexts
 from moderation.detect import DETECTORS, PatternDetector
@@ -41,6 +43,18 @@ def load_prefilter() -> tuple[Normalizer, Lexicon]:
     gc.collect()
     gc.freeze()
     return prefilter
+
+
+def rules_version(lexicon: Lexicon, broad: Path | None) -> str:
+    """The version every answer carries for the rules: the lexicon's, with a digest of the
+    other rule files that decide (intents, contexts, and an operator's broad list), so an edit
+    to any of them shows in every answer."""
+    digest = hashlib.sha256()
+    for name in ("intents.tsv", "contexts.tsv"):
+        digest.update(datafile.read(name)[0].encode())
+    if broad is not None:
+        digest.update(broad.read_bytes())
+    return f"{lexicon.version}.{digest.hexdigest()[:8]}"
 
 
 @functools.cache
@@ -119,7 +133,7 @@ def build_moderator(
             *([load_broad(settings.broad_lexicon_path)] if settings.broad_lexicon_path else []),
         ],
         policies=policies,
-        lexicon_version=lexicon.version,
+        lexicon_version=rules_version(lexicon, settings.broad_lexicon_path),
         fingerprint=Fingerprinter(settings.log_hash_key.get_secret_value().encode()),
         escalator=escalator,
         scorer=load_scorer(settings.scorer_path),

@@ -49,8 +49,9 @@ def test_the_build_keeps_slang_and_phrases_and_drops_vocabulary(tmp_path: Path) 
 
 
 def test_a_broad_hit_escalates_and_never_blocks(tmp_path: Path) -> None:
-    """With the list configured a hit goes to review (the model, when there is one); without
-    it the same text passes; the curated lexicon still blocks on its own."""
+    """With the list configured a hit goes to review (the model, when there is one) and the
+    answers carry another rules version; without it the same text passes; the curated lexicon
+    still blocks on its own."""
     output = tmp_path / "broad.tsv"
     run("broad-lexicon", "--houbb", str(_houbb(tmp_path / "houbb")), "--output", str(output))
     env = {"MODERATION_BROAD_LEXICON_PATH": str(output)}
@@ -60,6 +61,8 @@ def test_a_broad_hit_escalates_and_never_blocks(tmp_path: Path) -> None:
     assert [label["category"] for label in with_list["labels"]] == ["CATEGORY_ILLEGAL"]
     without = json.loads(run("check", "--no-llm", text).stdout)
     assert without["decision"] == "DECISION_ALLOW"
+    # The rules changed, so the version every answer carries changed with them.
+    assert with_list["policy"]["lexicon_version"] != without["policy"]["lexicon_version"]
     insult = json.loads(run("check", "--no-llm", "你就是个傻逼", **env).stdout)
     assert insult["decision"] == "DECISION_BLOCK"
 
