@@ -22,8 +22,10 @@ term, in which a hit is ignored (草地, 菠菜汤, 六四分成).
 Terms are written in normalized form; an entry its own normalizer would change can never
 match as written and is refused at load, as are duplicates and unknown names. Each Han term
 of two or more characters is also compiled as its pinyin keys (homophones, Latin pinyin) and
-its split-character forms (女表子 for 婊子, from the chaizi table); each Latin term of four or
-more letters also as its forms with one vowel masked (f*ck). Everything is compiled once;
+its split-character forms (女表子 for 婊子, from the chaizi table); a term that mixes
+characters with letters or digits (k粉, 傻13) by the sound of its characters (k份); each Latin
+term of four or more letters also as its forms with one vowel masked (f*ck). Group words are
+keyed by sound too (彤性恋); negative words only as written. Everything is compiled once;
 nothing is read from disk per request. Imports ``domain``, ``errors``, ``normalize`` and
 ``phonetic``.
 """
@@ -52,6 +54,11 @@ from moderation.phonetic import Phonetics, PhoneticView
 FLAGS = frozenset({"ambiguous", "group", "negative", "literal", "abbr"})
 COLUMNS = ("term", "category", "subcategory", "severity", "flags", "jurisdictions", "allow")
 _ALL_HAN = re.compile(f"[{HAN}]+")
+#: A term that mixes Chinese characters with Latin letters or digits (k粉, cp资源, 傻13).
+_MIXED = re.compile(f"(?=.*[{HAN}])(?=.*[a-z0-9])[{HAN}a-z0-9]+")
+_LETTER_OR_DIGIT = re.compile("[a-z0-9]")
+#: Bopomofo (and its extension block): a text holding any is read with bopomofo's spellings.
+_BOPOMOFO = re.compile("[\u3105-\u312f\u31a0-\u31bf]")
 _VOWELS = "aeiou"
 #: Most split-character forms compiled per term.
 MAX_SPLITS = 16
@@ -337,7 +344,7 @@ class Lexicon:
             variant = Variant.ABBREVIATION if "abbr" in entry.flags else None
             characters.setdefault(entry.term, []).append((entry, variant))
         for entry in self.entries:
-            if "literal" in entry.flags or entry.group or entry.negative:
+            if "literal" in entry.flags or entry.negative:
                 continue
             if _ALL_HAN.fullmatch(entry.term) and len(entry.term) >= 2:
                 for key in phonetics.term_keys(entry.term):
@@ -345,6 +352,12 @@ class Lexicon:
                 for form in self._splits(entry.term, decompositions or {}, normalizer):
                     if form not in characters:
                         characters.setdefault(form, []).append((entry, Variant.SPLIT_CHARACTER))
+            elif _MIXED.fullmatch(entry.term):
+                # Its characters by sound, its letters and digits as written (k份 for k粉).
+                # (biao子 reads as 婊子 throughout, so it needs no key of its own.)
+                key = phonetics.view(entry.term).codes
+                if _LETTER_OR_DIGIT.search(key):
+                    sounds.setdefault(key, []).append((entry, Variant.HOMOPHONE))
             elif entry.term.isascii() and entry.term.isalpha() and len(entry.term) >= 4:
                 for masked in self._masks(entry.term):
                     if masked not in characters:
@@ -425,7 +438,7 @@ class Lexicon:
         """
         norm = text.text
         found = self._characters.find(norm)
-        view = self._phonetics.view(norm)
+        view = self._phonetics.view(norm, bopomofo=_BOPOMOFO.search(text.original) is not None)
         matches = self._sounds.find(view.codes)
         if not found and not matches:
             return []
@@ -502,6 +515,10 @@ class Lexicon:
                 continue  # 菠菜 sounds like 博彩 but is an entry of its own, with its contexts
             if seen is None:
                 seen = {(h.start, h.end, h.entry.rule) for h in found}
+            if (_latin_word(norm, n_start) and _latin_word(norm, n_start - 1)) or (
+                _latin_word(norm, n_end - 1) and _latin_word(norm, n_end)
+            ):
+                continue  # the letters of a mixed term inside a longer word (ok份 is not k粉)
             latin = bool(view.latin) and any(k in view.latin for k in range(start, end))
             inside = False
             if latin:

@@ -114,10 +114,11 @@ class Step:
 #: Every step in order, context-free first. ``Normalized.steps`` names the ones that fired.
 STEPS: tuple[Step, ...] = (
     Step("invisible", Variant.SEPARATOR, "drop zero-width, format and variation characters"),
+    # Bopomofo before NFKC, which would make the neutral-tone mark (˙) a space and a dot.
+    Step("bopomofo", Variant.ABBREVIATION, "Bopomofo -> pinyin letters, tone marks dropped"),
     Step("nfkc", Variant.WIDTH, "NFKC: full-width, styled, circled and compatibility forms"),
     Step("casefold", None, "Latin, Greek and Cyrillic case folding"),
     Step("confusables", Variant.CONFUSABLE, "look-alike letters of other scripts -> Latin"),
-    Step("bopomofo", Variant.ABBREVIATION, "Bopomofo -> pinyin letters, tone marks dropped"),
     Step("t2s", Variant.TRADITIONAL, "traditional -> simplified characters (OpenCC)"),
     Step("glyphs", Variant.GLYPH, "variant character forms -> the standard form"),
     Step("emoji", Variant.EMOJI, "emoji standing for a character -> that character"),
@@ -132,18 +133,11 @@ INVISIBLE = frozenset(
     "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067"
     "\u2068\u2069\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufeff\uffa0\ufff9\ufffa\ufffb"
 )
-#: Bopomofo (zhuyin) as pinyin letters: each symbol as its pinyin spelling, so a syllable
-#: written in bopomofo reads as the pinyin the phonetic view knows (ㄘㄠˋ ㄋㄧˇ ㄇㄚ as cao ni
-#: ma), and initials alone as pinyin initials (ㄋㄇㄙㄌ as nmsl). Tone marks are dropped. What
-#: a symbol-by-symbol reading cannot spell (ㄧㄥ is ing, not ieng; ㄙ alone is si) stays unread.
-BOPOMOFO = {
-    **dict(zip("ㄅㄆㄇㄈㄉㄊㄋㄌㄍㄎㄏㄐㄑㄒㄖㄗㄘㄙ", "bpmfdtnlgkhjqxrzcs", strict=True)),
-    "ㄓ": "zh", "ㄔ": "ch", "ㄕ": "sh",
-    **dict(zip("ㄚㄛㄜㄝㄞㄟㄠㄡㄢㄣㄤㄥㄦㄧㄨㄩ", [
-        "a", "o", "e", "e", "ai", "ei", "ao", "ou", "an", "en", "ang", "eng", "er", "i", "u", "u",
-    ], strict=True)),
-    "ˉ": "", "ˊ": "", "ˇ": "", "ˋ": "", "˙": "",
-}  # fmt: skip
+#: Bopomofo (zhuyin) as pinyin letters, symbol by symbol (``bopomofo.tsv``): ㄘㄠˋ ㄋㄧˇ ㄇㄚ reads
+#: as cao ni ma and initials alone as pinyin initials (ㄋㄇㄙㄌ as nmsl); tone marks are dropped.
+#: The phonetic view reads the spellings this makes (xieng for ㄒㄧㄥ); what it cannot spell
+#: (ㄙ alone is si, ㄧ alone is yi) stays unread.
+BOPOMOFO = {row[0]: row[1].replace("-", "") for row in _data("bopomofo.tsv")}
 LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
 
 
@@ -181,10 +175,10 @@ class _Folder:
     def _steps(self) -> tuple[tuple[str, Callable[[str], str]], ...]:
         return (
             ("invisible", lambda c: "" if _is_invisible(c) else c),
+            ("bopomofo", lambda c: BOPOMOFO.get(c, c)),
             ("nfkc", lambda c: unicodedata.normalize("NFKC", c)),
             ("casefold", str.casefold),
             ("confusables", lambda c: self._confusables.get(c, c)),
-            ("bopomofo", lambda c: BOPOMOFO.get(c, c)),
             ("t2s", lambda c: self._t2s.get(c, c)),
             ("glyphs", lambda c: self._glyphs.get(c, c)),
             ("emoji", lambda c: self.emoji.get(c, c)),

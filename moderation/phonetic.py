@@ -20,12 +20,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from array import array
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
 from pypinyin import Style, lazy_pinyin, pinyin_dict
+from pypinyin.style import convert
 
-from moderation import _scan
+from moderation import _scan, datafile
 
 #: First code point of the syllable codes (the BMP's private use area, so that a view of a
 #: text without astral characters stays a two-byte string).
@@ -35,6 +36,8 @@ BARRIER = "\x00"
 #: Pinyin syllables too short or too odd to find inside Latin words.
 NOT_IN_LATIN = frozenset({"a", "e", "o", "m", "n", "ng", "hm", "hng", "r", "ê", "io"})
 MAX_TOKEN = 32
+#: Bopomofo spellings that are English words (van, Ian, mien): read as English.
+ENGLISH_WORDS = frozenset({"ian", "van", "mien"})
 #: What may stand between two pinyin words of one key (``sha bi``, ``sha-bi``).
 GAP = " -'."
 #: Latin tokens whose segmentation is remembered (the most common words come first).
@@ -42,6 +45,38 @@ MAX_CACHED_TOKENS = 50_000
 #: Code points looked up in a list rather than a dict: the BMP and the emoji plane.
 LIST_SIZE = 0x20000
 _NONE: frozenset[int] = frozenset()
+
+
+def bopomofo_spellings(syllables: Collection[str], *, short: bool = False) -> dict[str, str]:
+    """Syllables as the normalizer writes their bopomofo, symbol by symbol (``bopomofo.tsv``),
+    where that differs from their pinyin: ``xieng`` (ㄒㄧㄥ) for xing, ``jv`` (ㄐㄩ) for ju,
+    ``iou`` (ㄧㄡ) for you; each neither a syllable nor shared by two syllables.
+
+    Unless ``short``, only those fit to read in any Latin text: at least three letters or a
+    consonant and v, and not an English word. ``short`` adds the rest (``s`` for si, ``i`` for
+    yi, ``uo`` for wo), for text written in bopomofo."""
+    text = datafile.read("normalize/bopomofo.tsv")[0]
+    letters = {cells[0]: cells[1].replace("-", "") for _, cells in datafile.rows(text)}
+    spelled: dict[str, set[str]] = {}
+    for syllable in syllables:
+        symbols = convert(syllable, Style.BOPOMOFO, strict=True, default="")
+        written = "".join(letters.get(symbol, "?") for symbol in symbols)
+        spelled.setdefault(written, set()).add(syllable)
+    return {
+        written: next(iter(readings))
+        for written, readings in spelled.items()
+        if len(readings) == 1
+        and written not in syllables
+        and written.isascii()
+        and written.isalpha()
+        and (
+            short
+            or (
+                (len(written) >= 3 or (len(written) == 2 and written[1] == "v"))
+                and written not in ENGLISH_WORDS
+            )
+        )
+    }
 
 
 def _toneless(reading: str) -> str:
@@ -90,12 +125,22 @@ class Phonetics:
         self._codes = array("I", (c if isinstance(c, int) else ord(c) for c in self._list))
         self._above_list = re.compile(f"[{chr(LIST_SIZE)}-\U0010ffff]")
         self._segments: dict[str, tuple[str, ...] | None] = {}
-        self._latin_syllables = {s for s in syllables if s not in NOT_IN_LATIN and s.isascii()}
-        self._longest = max(len(s) for s in self._latin_syllables)
+        latin_syllables = {s for s in syllables if s not in NOT_IN_LATIN and s.isascii()}
+        #: Each way a Latin word may write a syllable: its pinyin, and its bopomofo read symbol
+        #: by symbol; in a text written in bopomofo, also the short ones (``s`` for si).
+        self._spellings = {s: s for s in latin_syllables}
+        self._spellings.update(bopomofo_spellings(latin_syllables))
+        self._bopomofo_spellings = dict(self._spellings)
+        self._bopomofo_spellings.update(bopomofo_spellings(latin_syllables, short=True))
+        self._longest = max(len(s) for s in self._bopomofo_spellings)
         #: What ``_scan.phonetic_view`` takes besides the text.
         self._view_tables = (
-            self._codes, self._syllable_trie(), MAX_TOKEN, GAP,
+            self._codes, self._syllable_trie(self._spellings), MAX_TOKEN, GAP,
             ord(self._first_code), ord(self._last_code),
+        )  # fmt: skip
+        self._bopomofo_view_tables = (
+            self._view_tables[0], self._syllable_trie(self._bopomofo_spellings),
+            *self._view_tables[2:],
         )  # fmt: skip
         self._latin = re.compile(r"[a-z]+")
         self._han_reading = readings
@@ -107,17 +152,17 @@ class Phonetics:
         ordered = sorted(self._code, key=self._code.__getitem__)
         return ord(self._first_code), tuple(ordered)
 
-    def _syllable_trie(self) -> array[int]:
-        """The Latin syllables as a trie for ``_scan.phonetic_view``: rows of 27, a child row
-        per letter a-z (0: none; row 0 is the root) and the code of the syllable ending there
-        (0: none)."""
+    def _syllable_trie(self, spellings: Mapping[str, str]) -> array[int]:
+        """The Latin spellings of syllables as a trie for ``_scan.phonetic_view``: rows of 27,
+        a child row per letter a-z (0: none; row 0 is the root) and the code of the syllable
+        ending there (0: none)."""
         rows = [[0] * 27]
-        for syllable in sorted(self._latin_syllables):
+        for written, syllable in sorted(spellings.items()):
             node = 0
-            for letter in syllable:
+            for letter in written:
                 k = ord(letter) - ord("a")
                 if not 0 <= k < 26:
-                    raise ValueError(f"syllable {syllable!r} is not written in a-z")
+                    raise ValueError(f"syllable {written!r} is not written in a-z")
                 if not rows[node][k]:
                     rows.append([0] * 27)
                     rows[node][k] = len(rows) - 1
@@ -154,18 +199,21 @@ class Phonetics:
             keys.add(default)
         return keys
 
-    def segment(self, token: str) -> tuple[str, ...] | None:
-        """``token`` as pinyin syllables (the fewest), or None when it is not pinyin."""
+    def segment(self, token: str, *, bopomofo: bool = False) -> tuple[str, ...] | None:
+        """``token`` cut into spellings of pinyin syllables (the fewest), or None when it is not
+        pinyin; with ``bopomofo``, the short spellings of bopomofo count too."""
+        if bopomofo:
+            return self._segment(token, self._bopomofo_spellings)
         try:
             return self._segments[token]
         except KeyError:
-            parts = self._segment(token)
+            parts = self._segment(token, self._spellings)
         if len(self._segments) >= MAX_CACHED_TOKENS:
             self._segments.clear()
         self._segments[token] = parts
         return parts
 
-    def _segment(self, token: str) -> tuple[str, ...] | None:
+    def _segment(self, token: str, spellings: Mapping[str, str]) -> tuple[str, ...] | None:
         if len(token) > MAX_TOKEN:
             return None
         best: list[tuple[str, ...] | None] = [None] * (len(token) + 1)
@@ -174,24 +222,30 @@ class Phonetics:
             for size in range(1, min(self._longest, end) + 1):
                 before = best[end - size]
                 piece = token[end - size : end]
-                if before is not None and piece in self._latin_syllables:
+                if before is not None and piece in spellings:
                     candidate = (*before, piece)
                     if best[end] is None or len(candidate) < len(best[end]):  # type: ignore[arg-type]
                         best[end] = candidate
         return best[len(token)]
 
-    def view(self, text: str) -> PhoneticView:
+    def view(self, text: str, *, bopomofo: bool = False) -> PhoneticView:
         """The phonetic view of a normalized text, in one pass in C (``reference_view`` is the
-        same in Python, and the way for a text with a character above the list table)."""
-        made = _scan.phonetic_view(text, *self._view_tables)
+        same in Python, and the way for a text with a character above the list table).
+
+        ``bopomofo``: the text was written in bopomofo, so Latin words may also spell syllables
+        the way only bopomofo does (``s`` for ㄙ, si; ``uo`` for ㄨㄛ, wo)."""
+        tables = self._bopomofo_view_tables if bopomofo else self._view_tables
+        made = _scan.phonetic_view(text, *tables)
         if made is None:
-            return self.reference_view(text)
+            return self.reference_view(text, bopomofo=bopomofo)
         if isinstance(made, str):
             return PhoneticView(made, None, None, _NONE)
         codes, starts, ends, latin = made
         return PhoneticView(codes, starts, ends, frozenset(latin))
 
-    def reference_view(self, text: str, *, every_word: bool = False) -> PhoneticView:
+    def reference_view(
+        self, text: str, *, every_word: bool = False, bopomofo: bool = False
+    ) -> PhoneticView:
         """The phonetic view of a normalized text, in Python (the reference for ``view``).
 
         Han characters become syllable codes in place. Latin letters are not codes, so they
@@ -201,10 +255,11 @@ class Phonetics:
         tests hold the two to finding the same keys).
         """
         codes = self.syllables(text)
+        spellings = self._bopomofo_spellings if bopomofo else self._spellings
         tokens = [
             (m.start(), m.end(), parts)
             for m in self._latin.finditer(text)
-            if (parts := self.segment(m.group())) is not None
+            if (parts := self.segment(m.group(), bopomofo=bopomofo)) is not None
         ]
         if not every_word:
             tokens = self._joinable(text, codes, tokens)
@@ -223,12 +278,12 @@ class Phonetics:
             starts.extend(range(cursor, keep_until))
             ends.extend(range(cursor + 1, keep_until + 1))
             offset = start
-            for syllable in parts:
+            for written in parts:
                 latin.add(len(starts))
-                out.append(self._code[syllable])
+                out.append(self._code[spellings[written]])
                 starts.append(offset)
-                ends.append(offset + len(syllable))
-                offset += len(syllable)
+                ends.append(offset + len(written))
+                offset += len(written)
             cursor = previous_end = end
         out.append(codes[cursor:])
         starts.extend(range(cursor, len(text)))

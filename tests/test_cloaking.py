@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
-import pytest
-
 from moderation.compose import load_prefilter
 from moderation.pipeline import Moderator
 from tests.corpus_cases import Case, judge, load
@@ -77,12 +75,6 @@ def _caught_with_evidence(moderator: Moderator) -> Iterator[tuple[Case, tuple[in
             yield case, (spans[0].start, spans[0].end)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="92% today: terms that mix letters and characters (k粉, cp资源) are matched as "
-    "written only, and a homophone that makes an ordinary word or opens with a pronoun (你哥 "
-    "for 泥哥) is taken for ordinary speech",
-)
 def test_homophone_cloaked_cases_are_caught_as_often_as_the_plain_ones(
     moderator: Moderator,
 ) -> None:
@@ -103,9 +95,10 @@ def test_homophone_cloaked_cases_are_caught_as_often_as_the_plain_ones(
 
 def test_bopomofo_written_evidence_is_mostly_caught(moderator: Moderator) -> None:
     """Each caught harmful case's Chinese evidence written in bopomofo with tones (傻逼 as
-    ㄕㄚˇ ㄅㄧ): read as pinyin, at least 40% still caught (8.9% before bopomofo was read as
-    pinyin). Syllables a symbol-by-symbol reading cannot spell (ㄙ alone for si, ㄧㄥ for ing)
-    are the misses."""
+    ㄕㄚˇ ㄅㄧ): read as pinyin, with the spellings only bopomofo makes (ㄒㄧㄥ as xieng, ㄙ
+    alone as s), at least 85% still caught (8.9% before bopomofo was read at all, 41.6% when
+    read symbol by symbol only). The misses are intents and negative words, matched only as
+    written."""
     from pypinyin import Style, pinyin
 
     caught = written = 0
@@ -118,4 +111,4 @@ def test_bopomofo_written_evidence_is_mostly_caught(moderator: Moderator) -> Non
         text = case.text[:start] + bopomofo + case.text[end:]
         caught += judge(moderator, replace(case, text=text)).caught
     assert written >= 150
-    assert caught / written >= 0.40
+    assert caught / written >= 0.85

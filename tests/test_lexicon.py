@@ -92,6 +92,10 @@ def test_latin_term_alone_matches() -> None:
         ("傻bi", "傻逼", Variant.PINYIN),
         ("女表子", "婊子", Variant.SPLIT_CHARACTER),
         ("f*ck", "fuck", Variant.LEETSPEAK),
+        ("k份", "k粉", Variant.HOMOPHONE),  # a mixed term: its characters by sound
+        ("ㄒㄧㄥˋ ㄐㄧㄠ", "性交", Variant.PINYIN),  # ㄧㄥ spelled ieng
+        ("ㄑㄩˋ ㄙˇ ㄅㄚ˙", "去死吧", Variant.PINYIN),  # ㄙ alone is si in bopomofo
+        ("彤性恋", "同性恋", Variant.HOMOPHONE),  # a group word by sound
     ],
 )
 def test_views(text: str, term: str, variant: Variant) -> None:
@@ -116,6 +120,45 @@ def test_ordinary_words_are_not_disguises(text: str) -> None:
     """A homophone that is, holds or cuts through an ordinary word is not a hit."""
     assert [h for h in LEXICON.scan(NORMALIZER(text)) if h.variant is not None] == []
     assert "大麻" not in {h.entry.term for h in LEXICON.scan(NORMALIZER(text))}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ok份量很足",  # the letters of k粉 inside a word
+        "i love u",  # i and u are yi and wu only in text written in bopomofo
+        "u r so cool",
+        "van",
+    ],
+)
+def test_letters_are_not_read_as_sounds_out_of_place(text: str) -> None:
+    """Letters read as syllables only where they can be: a mixed term's letters not inside a
+    longer word, bopomofo's short spellings only in text written in bopomofo."""
+    assert [h.entry.term for h in LEXICON.scan(NORMALIZER(text)) if h.variant is not None] == []
+    assert not PHONETICS.view(NORMALIZER(text).text).latin
+
+
+def test_bopomofo_spellings_read_as_the_syllables_they_write() -> None:
+    """Each spelling derived from the bopomofo table is the symbol-by-symbol writing of the
+    syllable it stands for, so the table and the readings cannot drift apart."""
+    from pypinyin import Style
+    from pypinyin.style import convert
+
+    from moderation.phonetic import bopomofo_spellings
+
+    syllables = {"xing", "ju", "you", "zhong", "si", "yi", "wo", "yue", "liu", "gui", "lun"}
+    spellings = bopomofo_spellings(syllables, short=True)
+    assert spellings == {
+        "xieng": "xing", "jv": "ju", "iou": "you", "zhueng": "zhong", "s": "si", "i": "yi",
+        "uo": "wo", "ve": "yue", "liou": "liu", "guei": "gui", "luen": "lun",
+    }  # fmt: skip
+    for written, syllable in spellings.items():
+        symbols = convert(syllable, Style.BOPOMOFO, strict=True, default="")
+        assert NORMALIZER(symbols).text == written
+    assert bopomofo_spellings(syllables) == {
+        "xieng": "xing", "jv": "ju", "iou": "you", "zhueng": "zhong", "liou": "liu",
+        "guei": "gui", "luen": "lun",
+    }  # fmt: skip
 
 
 def test_polyphonic_term_keys() -> None:

@@ -21,7 +21,10 @@ _ALPHABET = (
     "".join(sorted({c for e in LEXICON.entries for c in e.term}))
     + " *.-_,，。!?😀🐶🌸\u200b\u200d0123456789@$:/ＡＢｓｂ發媽儍éж𠀀\U0002ebe1哈"
 )
-_PINYIN_WORDS = ["sha", "bi", "shabi", "cao", "ni", "ma", "you", "see", "china", "die", "this"]
+_PINYIN_WORDS = [
+    "sha", "bi", "shabi", "cao", "ni", "ma", "you", "see", "china", "die", "this",
+    "s", "i", "uo", "xieng", "jv", "van",  # bopomofo's spellings
+]  # fmt: skip
 _PINYIN_PIECES = st.one_of(
     st.sampled_from(_PINYIN_WORDS),
     st.sampled_from(list("傻逼草泥马你妈死了他的")),
@@ -97,6 +100,7 @@ def test_phonetic_view_in_c_equals_its_reference(pieces: list[str]) -> None:
     text = "".join(pieces)
     for view in (text, NORMALIZER(text).text):
         assert PHONETICS.view(view) == PHONETICS.reference_view(view)
+        assert PHONETICS.view(view, bopomofo=True) == PHONETICS.reference_view(view, bopomofo=True)
 
 
 def _c_passes_equal_references(text: str) -> None:
@@ -108,6 +112,9 @@ def _c_passes_equal_references(text: str) -> None:
         if view is not None:
             assert NORMALIZER.context_steps(view) == NORMALIZER.reference_context_steps(view)
             assert PHONETICS.view(view) == PHONETICS.reference_view(view)
+            assert PHONETICS.view(view, bopomofo=True) == PHONETICS.reference_view(
+                view, bopomofo=True
+            )
             assert _scan.char_classes(view) == reference_char_classes(view)
     every_step_in_c = NORMALIZER._full(text, NORMALIZER._translate(text))
     assert _picture(every_step_in_c) == _picture(NORMALIZER.full(text))
