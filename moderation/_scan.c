@@ -23,7 +23,7 @@
  *
  *   char_classes(text)  ->  int
  *       A bit per kind of character the text holds (LATIN a-z, DIGIT 0-9, AT, DOT, COLON,
- *       NUMERAL 一幺壹):
+ *       NUMERAL 一幺壹, NUMERALS five Chinese numerals in a row):
  *       what the phonetic view and the patterns ask before doing any work.
  *
  *   hashed_ngrams(text, syllables, syllable_hashes, first_code, bits, weights, top)
@@ -187,6 +187,23 @@ scan_translate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 #define CLASS_DOT 8
 #define CLASS_COLON 16
 #define CLASS_NUMERAL 32 /* 一 幺 壹: how a mobile number spelled in Chinese numerals starts */
+#define CLASS_NUMERALS 64 /* five Chinese numerals in a row (normalize.CHINESE_DIGITS): a number */
+#define NUMERAL_RUN 5
+
+/* True for a character of normalize.CHINESE_DIGITS (the tests hold the two to each other). */
+static int
+is_chinese_digit(Py_UCS4 c)
+{
+    switch (c) {
+    case 0x96F6: case 0x3007: case 0x4E00: case 0x4E8C: case 0x4E09: case 0x56DB: /* 零〇一二三四 */
+    case 0x4E94: case 0x516D: case 0x4E03: case 0x516B: case 0x4E5D: case 0x5E7A: /* 五六七八九幺 */
+    case 0x4E24: case 0x58F9: case 0x8D30: case 0x53C1: case 0x8086: case 0x4F0D: /* 两壹贰叁肆伍 */
+    case 0x9646: case 0x67D2: case 0x634C: case 0x7396:                           /* 陆柒捌玖 */
+        return 1;
+    default:
+        return 0;
+    }
+}
 
 static PyObject *
 scan_char_classes(PyObject *module, PyObject *text)
@@ -199,13 +216,21 @@ scan_char_classes(PyObject *module, PyObject *text)
     const int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     long classes = 0;
+    Py_ssize_t run = 0; /* Chinese numerals in a row so far */
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         if (c >= 0x80) {
             if (c == 0x4E00 || c == 0x5E7A || c == 0x58F9)
                 classes |= CLASS_NUMERAL;
+            if (c >= 0x3007 && is_chinese_digit(c)) {
+                if (++run >= NUMERAL_RUN)
+                    classes |= CLASS_NUMERALS;
+            }
+            else
+                run = 0;
             continue;
         }
+        run = 0;
         if (is_lower(c))
             classes |= CLASS_LATIN;
         else if (is_digit(c))
@@ -1201,7 +1226,7 @@ static PyMethodDef scan_methods[] = {
      "character lies off the table."},
     {"char_classes", (PyCFunction)scan_char_classes, METH_O,
      "char_classes(text) -> int: a bit per kind of character in the text (LATIN a-z, DIGIT "
-     "0-9, AT, DOT, COLON, NUMERAL 一幺壹)."},
+     "0-9, AT, DOT, COLON, NUMERAL 一幺壹, NUMERALS five Chinese numerals in a row)."},
     {"hashed_ngrams", (PyCFunction)(void (*)(void))scan_hashed_ngrams, METH_FASTCALL,
      "hashed_ngrams(text, syllables, syllable_hashes, first_code, bits, weights, top) -> "
      "list[int] | (float, int) | list[(float, int, int)]: the scorer's distinct hashed n-gram "
@@ -1218,7 +1243,8 @@ scan_exec(PyObject *module)
         PyModule_AddIntConstant(module, "AT", CLASS_AT) < 0 ||
         PyModule_AddIntConstant(module, "DOT", CLASS_DOT) < 0 ||
         PyModule_AddIntConstant(module, "COLON", CLASS_COLON) < 0 ||
-        PyModule_AddIntConstant(module, "NUMERAL", CLASS_NUMERAL) < 0)
+        PyModule_AddIntConstant(module, "NUMERAL", CLASS_NUMERAL) < 0 ||
+        PyModule_AddIntConstant(module, "NUMERALS", CLASS_NUMERALS) < 0)
         return -1;
     return 0;
 }

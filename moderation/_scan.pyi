@@ -34,10 +34,12 @@ AT: int
 DOT: int
 COLON: int
 NUMERAL: int
+NUMERALS: int
 
 def char_classes(text: str, /) -> int:
     """A bit per kind of character ``text`` holds: LATIN (a-z), DIGIT (0-9), AT (@), DOT (.),
-    COLON (:), NUMERAL (一幺壹, how a phone number spelled in numerals starts)."""
+    COLON (:), NUMERAL (一幺壹, how a phone number spelled in numerals starts), NUMERALS (five
+    Chinese numerals in a row: a number spelled in numerals)."""
 
 def phonetic_view(
     text: str,

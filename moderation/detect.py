@@ -21,7 +21,7 @@ from moderation import _scan
 from moderation.domain import Category, Evidence, Finding, Severity, Source, Variant
 from moderation.intents import IntentDetector, load_intents
 from moderation.lexicon import Hit, Lexicon
-from moderation.normalize import Normalized
+from moderation.normalize import CHINESE_DIGITS, NUMERAL_RUN, Normalized
 
 #: Confidence of a lexicon hit by how it matched: (short term, term of three or more).
 CONFIDENCE: Mapping[Variant, tuple[float, float]] = {
@@ -312,10 +312,6 @@ def _luhn(number: str) -> bool:
     return total % 10 == 0
 
 
-#: Chinese numerals as digits: what a number spelled in characters is written with.
-CHINESE_DIGITS = "零〇一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖"
-
-
 def _digits(text: str) -> str:
     return re.sub(r"[^0-9x]", "", text.lower())
 
@@ -359,6 +355,10 @@ _ANY_DIGIT = f"[0-9{CHINESE_DIGITS}]"
 _CN_PHONE_HINT = re.compile(
     rf"[一幺壹][0-9三四五六七八九叁肆伍陆柒捌玖](?:{_SEP}{_ANY_DIGIT}){{5}}"
 )
+#: Five Chinese numerals in a row: the least a handle's number spelled in numerals needs.
+_NUMERALS_HINT = re.compile(f"[{CHINESE_DIGITS}]{{{NUMERAL_RUN}}}")
+#: What counts things after a number (三次, 五个): a number so followed is not a handle.
+_COUNTED = "个次年月日天块元位条只件岁号"
 #: Contact handles that divert traffic off the platform.
 _HANDLES = (
     r"(?:v|vx|wx|vx号|wx号|微信|威信|薇信|维信|徽信|卫星|v信|微x|wei信|weixin|扣扣|qq|q群|qq群|"
@@ -457,6 +457,21 @@ PATTERNS: tuple[Pattern, ...] = (
         placeholder="[CONTACT]",
     ),
     Pattern(
+        "contact_handle_numerals",
+        Category.SPAM,
+        "diversion",
+        Severity.HIGH,
+        0.85,
+        re.compile(
+            rf"(?:(?<![a-z])|(?<=[0-9]))(?:加|➕|\+|add|联系|私|找|扫|搜)?[我下]?{_HANDLES}"
+            rf"(?:号|群|id)?[\s:=是]*[{CHINESE_DIGITS}]{{{NUMERAL_RUN},11}}"
+            rf"(?![{CHINESE_DIGITS}]|[{_COUNTED}])"
+        ),
+        normalized=True,
+        hint=_NUMERALS_HINT,
+        placeholder="[CONTACT]",
+    ),
+    Pattern(
         "telegram_link",
         Category.SPAM,
         "diversion",
@@ -495,7 +510,7 @@ def patterns_might_match(text: str) -> bool:
 
     Every pattern needs one of: ``@``, a URL's ``://``, ``www.`` or ``.tld``, an ASCII digit
     (numbers, and the digits a contact handle's validator asks for), or a number spelled
-    with Chinese numerals.
+    with Chinese numerals (a phone number's start, or five numerals in a row).
     """
     classes = _scan.char_classes(text)
     if classes & _scan.AT:
@@ -505,6 +520,8 @@ def patterns_might_match(text: str) -> bool:
     ):
         return True
     if classes & _scan.DIGIT and (_DIGITS_HINT.search(text) or _HANDLE_WORD.search(text)):
+        return True
+    if classes & _scan.NUMERALS:
         return True
     return bool(classes & _scan.NUMERAL and _CN_PHONE_HINT.search(text))
 

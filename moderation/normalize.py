@@ -239,6 +239,12 @@ _NOT_AFTER_DIGITS = _LATIN_OR_DIGIT | frozenset(UNITS) | {"%", "."}
 _NOT_BEFORE_DIGITS = _LATIN_OR_DIGIT | {"."}
 
 
+#: Chinese numerals as digits: what a number spelled in characters is written with.
+CHINESE_DIGITS = "零〇一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖"
+#: How many Chinese numerals in a row set ``_scan.NUMERALS``.
+NUMERAL_RUN = 5
+_NUMERAL_RUN = re.compile(f"[{CHINESE_DIGITS}]{{{NUMERAL_RUN}}}")
+
 #: The characters ``_scan.char_classes`` looks for, by the bit it sets for each.
 _CLASSES = (
     (_scan.LATIN, _LATIN),
@@ -254,7 +260,8 @@ def reference_char_classes(text: str) -> int:
     """``_scan.char_classes`` in Python (the reference the tests hold it to): a bit per kind
     of character in ``text`` that the phonetic view and the patterns look for."""
     present = set(text)
-    return sum(bit for bit, chars in _CLASSES if present & chars)
+    classes = sum(bit for bit, chars in _CLASSES if present & chars)
+    return classes | (_scan.NUMERALS if _NUMERAL_RUN.search(text) else 0)
 
 
 _NO_MARKS: Mapping[int, Variant] = MappingProxyType({})

@@ -37,6 +37,11 @@ def patterns(text: str) -> list[tuple[str, str]]:
         ("写信到 someone@example.com 吧", [("email", "someone@example.com")]),
         ("加我vx: abc12345", [("contact_handle", "加我vx: abc12345")]),
         ("q群 987654321 欢迎", [("contact_handle", "q群 987654321")]),
+        (
+            "加我扣扣 九八七六五四三二一",
+            [("contact_handle_numerals", "加我扣扣 九八七六五四三二一")],
+        ),
+        ("q群：五六七八九零一二", [("contact_handle_numerals", "q群：五六七八九零一二")]),
         ("看 https://example.org/a 这里", [("url", "https://example.org/a")]),
         ("www.example.com", [("url", "www.example.com")]),
     ],
@@ -56,6 +61,8 @@ def test_patterns_find(text: str, expected: list[tuple[str, str]]) -> None:
         "QQ音乐会员",  # QQ then not an id
         "今年是2024年",
         "价格12345元",
+        "一二三四五六七",  # numerals without a handle
+        "飞机 一二三四五六次",  # a handle word, then a count
     ],
 )
 def test_patterns_refuse_lookalikes(text: str) -> None:

@@ -203,6 +203,7 @@ async def test_no_personal_data_reaches_the_model(
         ("mail someone (at) example (dot) com", "someone (at) example (dot) com"),
         ("mail someone at example dot com", "someone at example dot com"),
         ("邮箱someone艾特example点com", "someone艾特example点com"),
+        ("加我扣扣 九八七六五四三二一", "九八七六五四三二一"),
     ],
 )
 async def test_personal_data_in_disguise_is_masked_too(
@@ -215,7 +216,7 @@ async def test_personal_data_in_disguise_is_masked_too(
     sent = fake.requests[0]["messages"][1]["content"]
     assert secret not in sent
     assert secret.replace(" ", "") not in sent
-    assert any(p in sent for p in ("[PHONE]", "[ID_NUMBER]", "[EMAIL]"))
+    assert any(p in sent for p in ("[PHONE]", "[ID_NUMBER]", "[EMAIL]", "[CONTACT]"))
 
 
 async def test_retry_after_is_honored(make: Callable[..., Moderator], fake: FakeModel) -> None:

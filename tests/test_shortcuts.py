@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 
 from moderation import _scan
 from moderation.compose import load_prefilter
-from moderation.normalize import UNITS, Normalized, reference_char_classes
+from moderation.normalize import (
+    CHINESE_DIGITS,
+    NUMERAL_RUN,
+    UNITS,
+    Normalized,
+    reference_char_classes,
+)
 from tests.bench import messages
 from tests.corpus_cases import load
 
@@ -160,3 +166,16 @@ def test_c_passes_on_bench_and_corpus_texts() -> None:
     """The same on mixed messages and on every corpus case."""
     for text in messages(3000, 0.3, seed=29) + [case.text for case in load()]:
         _c_passes_equal_references(text)
+
+
+@pytest.mark.parametrize("numeral", list(CHINESE_DIGITS))
+def test_numeral_runs_are_classed_alike_in_c(numeral: str) -> None:
+    """``_scan.char_classes`` knows every Chinese numeral ``CHINESE_DIGITS`` holds: five in a
+    row set NUMERALS, four or a broken run do not, in C as in the reference."""
+    for text, expected in (
+        (f"加我{numeral * NUMERAL_RUN}", True),
+        (f"加我{numeral * (NUMERAL_RUN - 1)}", False),
+        (f"{numeral * 3}a{numeral * 3}", False),
+    ):
+        assert bool(_scan.char_classes(text) & _scan.NUMERALS) is expected, text
+        assert bool(reference_char_classes(text) & _scan.NUMERALS) is expected, text
