@@ -35,7 +35,7 @@ from urllib.parse import parse_qs
 
 import structlog
 
-from moderation.domain import Content, EscalationMode, ModerationResult
+from moderation.domain import Content, EscalationMode, ModerationResult, canonical_jurisdiction
 from moderation.errors import ConfigError, InvalidRequest
 from moderation.pipeline import Moderator
 
@@ -113,7 +113,7 @@ def _row_from_mapping(
     for key, value in ((text_key, text), (jur_key, jurisdiction)):
         if _has_surrogate(value):
             return Row(position, line, content_id, None, "", f"{key!r} is not valid UTF-8")
-    return Row(position, line, content_id, text, jurisdiction.strip().upper())
+    return Row(position, line, content_id, text, canonical_jurisdiction(jurisdiction))
 
 
 class _FileSource:

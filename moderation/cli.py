@@ -27,7 +27,7 @@ import structlog
 from moderation import __version__
 from moderation.batch import BatchOptions, Progress, Summary, compare, open_source, run_batch
 from moderation.compose import build_moderator, load_prefilter, load_scorer
-from moderation.domain import Category, Content, EscalationMode
+from moderation.domain import Category, Content, EscalationMode, canonical_jurisdiction
 from moderation.errors import ConfigError, DatasetError, InvalidRequest
 from moderation.evaluate import evaluate, render
 from moderation.log import configure
@@ -123,7 +123,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     moderator = build_moderator(settings, use_model=not args.no_llm)
     mode = EscalationMode.NEVER if args.no_llm else EscalationMode.AUTO
-    jurisdiction = (args.jurisdiction or "").strip().upper()
+    jurisdiction = canonical_jurisdiction(args.jurisdiction or "")
 
     async def run() -> int:
         try:
@@ -228,7 +228,7 @@ def _cmd_batch(settings: Settings, args: argparse.Namespace) -> int:
     source = open_source(args.input)
     moderator = build_moderator(settings, use_model=not args.no_llm, log_decisions=args.log_items)
     options = BatchOptions(
-        jurisdiction=(args.jurisdiction or "").strip().upper(),
+        jurisdiction=canonical_jurisdiction(args.jurisdiction or ""),
         use_model=not args.no_llm,
         concurrency=args.concurrency,
         overwrite=args.overwrite,
@@ -278,7 +278,7 @@ def _batch_on_ray(settings: Settings, args: argparse.Namespace, output: Path) ->
         settings,
         source,
         output,
-        jurisdiction=(args.jurisdiction or "").strip().upper(),
+        jurisdiction=canonical_jurisdiction(args.jurisdiction or ""),
         use_model=not args.no_llm,
         address=args.ray_address,
         actors=args.actors,
@@ -299,7 +299,7 @@ def _cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
             path,
             text_col=args.text_col,
             label_col=args.label_col,
-            jurisdiction=(args.jurisdiction or "").upper(),
+            jurisdiction=canonical_jurisdiction(args.jurisdiction or ""),
             limit=args.limit,
         )
     except DatasetError as error:

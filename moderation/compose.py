@@ -16,10 +16,10 @@ import httpx
 from moderation import datafile
 from moderation.broad import load as load_broad
 from moderation.context import Contexts, load_contexts
-from moderation.detect import DETECTORS, PatternDetector
+from moderation.detect import PatternDetector, detectors
 from moderation.domain import ModerationResult
 from moderation.escalation import ModelEscalator, VerdictCache
-from moderation.lexicon import Lexicon, load_lexicon
+from moderation.lexicon import Lexicon, check_jurisdictions, load_lexicon
 from moderation.llm import ChatClient, ClientOptions
 from moderation.log import Fingerprinter
 from moderation.normalize import Normalizer
@@ -125,11 +125,12 @@ def build_moderator(
     """
     normalizer, lexicon = load_prefilter()
     policies = load_policies(settings.policy_dir, default=settings.default_jurisdiction)
+    check_jurisdictions(lexicon, [policy.jurisdiction for policy in policies])
     escalator = build_escalator(settings, http) if use_model and settings.llm_enabled else None
     return Moderator(
         normalizer=normalizer,
         detectors=[
-            *(factory(lexicon) for factory in DETECTORS.values()),
+            *detectors(lexicon),
             *([load_broad(settings.broad_lexicon_path)] if settings.broad_lexicon_path else []),
         ],
         policies=policies,

@@ -1,7 +1,7 @@
 """Detectors: a normalized text -> findings with category, severity, confidence and evidence.
 
 A detector is built once at start (its automata and patterns compiled); ``detect`` is cheap,
-pure and never raises. ``DETECTORS`` is the registry the composition root reads.
+pure and never raises. ``detectors`` lists them for the composition root.
 
 Confidence says how sure a hit is; below the policy's ``min_confidence`` a hit escalates
 instead of deciding. It depends on how the hit matched (``CONFIDENCE``): a term written as
@@ -643,9 +643,12 @@ class PatternDetector:
         return found
 
 
-#: Registry of detector factories by name; each takes the compiled lexicon.
-DETECTORS: Mapping[str, Callable[[Lexicon], Detector]] = {
-    "lexicon": LexiconDetector,
-    "patterns": lambda _lexicon: PatternDetector(),
-    "intents": lambda lexicon: IntentDetector(load_intents(), lexicon.phonetics),
-}
+def detectors(lexicon: Lexicon) -> list[Detector]:
+    """Every shipped detector, in the order their findings are listed: the lexicon's, the
+    patterns, and the intents (which read by sound with the lexicon's syllable tables). A new
+    detector is one line here."""
+    return [
+        LexiconDetector(lexicon),
+        PatternDetector(),
+        IntentDetector(load_intents(), lexicon.phonetics),
+    ]

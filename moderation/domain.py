@@ -107,6 +107,16 @@ class EscalationStatus(_Enum):
     UNAVAILABLE = "UNAVAILABLE"
 
 
+#: How a jurisdiction code is written: two to eight capital letters (CN, GLOBAL).
+JURISDICTION_CODE = r"[A-Z]{2,8}"
+
+
+def canonical_jurisdiction(code: str) -> str:
+    """A jurisdiction code as policies name it, whoever wrote it: `` cn `` is ``CN``. Empty
+    (or blank) stays empty, which means the default policy."""
+    return code.strip().upper()
+
+
 class Content(NamedTuple):
     """One item to judge, as the caller sent it (before validation)."""
 

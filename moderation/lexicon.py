@@ -36,7 +36,7 @@ import hashlib
 import itertools
 import re
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -46,7 +46,7 @@ from typing import NamedTuple
 import daachorse
 import rjieba
 
-from moderation.domain import Category, Severity, Variant
+from moderation.domain import JURISDICTION_CODE, Category, Severity, Variant
 from moderation.errors import LexiconError
 from moderation.normalize import HAN, Normalized, Normalizer
 from moderation.phonetic import Phonetics, PhoneticView
@@ -57,6 +57,7 @@ _ALL_HAN = re.compile(f"[{HAN}]+")
 #: A term that mixes Chinese characters with Latin letters or digits (k粉, cp资源, 傻13).
 _MIXED = re.compile(f"(?=.*[{HAN}])(?=.*[a-z0-9])[{HAN}a-z0-9]+")
 _LETTER_OR_DIGIT = re.compile("[a-z0-9]")
+_JURISDICTION = re.compile(JURISDICTION_CODE)
 #: Bopomofo (and its extension block): a text holding any is read with bopomofo's spellings.
 _BOPOMOFO = re.compile("[\u3105-\u312f\u31a0-\u31bf]")
 _VOWELS = "aeiou"
@@ -191,6 +192,12 @@ def _parse_line(source: str, number: int, line: str) -> Entry:
     if unknown := flag_set - FLAGS:
         raise LexiconError(f"{where}: unknown flags {sorted(unknown)}; use {sorted(FLAGS)} or -")
     scope = None if jurisdictions == "*" else frozenset(j.strip() for j in jurisdictions.split(","))
+    for code in scope or ():
+        if not _JURISDICTION.fullmatch(code):
+            raise LexiconError(
+                f"{where}: jurisdiction {code!r} is not a code (two to eight capital letters, "
+                "such as CN); write * for every jurisdiction or a comma list of codes"
+            )
     contexts = () if allow == "-" else tuple(a.strip() for a in allow.split("|") if a.strip())
     for context in contexts:
         if term not in context:
@@ -619,6 +626,17 @@ def embedded_lexicon_dir() -> Traversable:
 
 def _files(folder: Traversable | Path) -> list[Traversable | Path]:
     return sorted((f for f in folder.iterdir() if f.name.endswith(".tsv")), key=lambda f: f.name)
+
+
+def check_jurisdictions(lexicon: Lexicon, known: Collection[str]) -> None:
+    """``LexiconError`` for an entry scoped to a jurisdiction no policy is loaded for (a typo
+    there would otherwise keep the entry silent everywhere)."""
+    for entry in lexicon.entries:
+        if unknown := sorted((entry.jurisdictions or frozenset()) - set(known)):
+            raise LexiconError(
+                f"{entry.source}: no policy for jurisdiction {', '.join(unknown)} "
+                f"(policies: {', '.join(sorted(known))}); fix the code or add the policy"
+            )
 
 
 def load_lexicon(

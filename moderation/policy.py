@@ -20,7 +20,13 @@ from typing import Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from moderation.domain import Category, Decision, Severity
+from moderation.domain import (
+    JURISDICTION_CODE,
+    Category,
+    Decision,
+    Severity,
+    canonical_jurisdiction,
+)
 from moderation.errors import PolicyError
 
 #: Model endpoints a policy may name, by the host patterns of their base URLs.
@@ -106,7 +112,7 @@ class ScorerRouting(_Strict):
 class PolicyFile(_Strict):
     """The schema of one ``<jurisdiction>.toml`` file."""
 
-    jurisdiction: str = Field(pattern=r"^[A-Z]{2,8}$")
+    jurisdiction: str = Field(pattern=f"^{JURISDICTION_CODE}$")
     version: str = Field(min_length=1, max_length=64)
     description: str
     prompt: str = Field(pattern=r"^[a-z0-9_.-]+\.md$")
@@ -186,7 +192,7 @@ class PolicySet:
 
     def get(self, jurisdiction: str) -> Policy | None:
         """The policy for ``jurisdiction`` (empty: the default), or None when unknown."""
-        return self._policies.get(jurisdiction or self.default)
+        return self._policies.get(canonical_jurisdiction(jurisdiction) or self.default)
 
     def __iter__(self) -> Iterator[Policy]:
         return iter(sorted(self._policies.values(), key=lambda p: p.jurisdiction))
@@ -195,7 +201,9 @@ class PolicySet:
         return len(self._policies)
 
     def __contains__(self, jurisdiction: object) -> bool:
-        return jurisdiction in self._policies
+        return (
+            isinstance(jurisdiction, str) and canonical_jurisdiction(jurisdiction) in self._policies
+        )
 
 
 def _describe(error: Mapping[str, object]) -> str:

@@ -43,7 +43,7 @@ class _Judge:
         self._convert = convert
 
     async def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        from moderation.domain import Content
+        from moderation.domain import Content, canonical_jurisdiction
         from moderation.errors import InvalidRequest
 
         errors: list[str] = []
@@ -60,7 +60,9 @@ class _Judge:
                 content = Content(
                     text=data["text"],
                     content_id=str(data.get("content_id", "")),
-                    jurisdiction=str(data.get("jurisdiction") or self._jurisdiction).upper(),
+                    jurisdiction=canonical_jurisdiction(
+                        str(data.get("jurisdiction") or self._jurisdiction)
+                    ),
                     escalation=self._mode,
                 )
                 self._moderator.validate(content)

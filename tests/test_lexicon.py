@@ -8,9 +8,10 @@ import pytest
 
 from moderation.domain import Category, Variant
 from moderation.errors import LexiconError
-from moderation.lexicon import load_lexicon
+from moderation.lexicon import check_jurisdictions, load_lexicon
 from moderation.normalize import Normalizer
 from moderation.phonetic import Phonetics
+from moderation.policy import load_policies
 
 NORMALIZER = Normalizer()
 PHONETICS = Phonetics()
@@ -52,6 +53,8 @@ def test_shipped_lexicon_loads_and_is_versioned() -> None:
             "草\tABUSE\tprofanity\tLOW\tambiguous\t*\t草地|花园\n",
             "'花园' does not contain the term",
         ),
+        ("傻逼\tABUSE\tinsult\tHIGH\t-\tcn\t-\n", "t.tsv:2: jurisdiction 'cn' is not a code"),
+        ("傻逼\tABUSE\tinsult\tHIGH\t-\tCN;US\t-\n", "jurisdiction 'CN;US' is not a code"),
     ],
 )
 def test_lint_rejects_bad_entries(tmp_path: Path, rows: str, says: str) -> None:
@@ -60,6 +63,23 @@ def test_lint_rejects_bad_entries(tmp_path: Path, rows: str, says: str) -> None:
     with pytest.raises(LexiconError) as caught:
         load_lexicon(NORMALIZER, PHONETICS, tmp_path)
     assert says in str(caught.value)
+
+
+def test_an_entry_scoped_to_a_jurisdiction_without_a_policy_is_refused(tmp_path: Path) -> None:
+    """A jurisdiction code no policy has (CNN for CN) would keep the entry silent everywhere:
+    refused, naming the file, the line and the policies there are."""
+    (tmp_path / "t.tsv").write_text(
+        HEADER
+        + "冰毒\tILLEGAL\tdrugs\tHIGH\t-\tCN\t-\n菠菜平台\tILLEGAL\tgambling\tHIGH\t-\tCN,CNN\t-\n",
+        encoding="utf-8",
+    )
+    lexicon = load_lexicon(NORMALIZER, PHONETICS, tmp_path)
+    known = [policy.jurisdiction for policy in load_policies()]
+    with pytest.raises(LexiconError) as caught:
+        check_jurisdictions(lexicon, known)
+    assert str(caught.value).startswith("t.tsv:3: no policy for jurisdiction CNN")
+    assert "CN, EU, GLOBAL, SG, US" in str(caught.value)
+    check_jurisdictions(load_lexicon(NORMALIZER, PHONETICS), known)  # the shipped lexicon
 
 
 def test_allow_context_suppresses_a_hit(tmp_path: Path) -> None:

@@ -78,6 +78,13 @@ async def test_jurisdiction_changes_the_answer(stub: Stub) -> None:
     assert answers["US"].policy.version != answers["CN"].policy.version
 
 
+async def test_a_jurisdiction_is_read_whatever_its_case_and_spaces(stub: Stub) -> None:
+    """`` cn `` is CN, on the wire as in the CLI, batch files and the keys file."""
+    reply = await stub.Moderate(pb.ModerateRequest(text="纪念六四", jurisdiction=" cn "))
+    assert reply.policy.jurisdiction == "CN"
+    assert pb.CATEGORY_POLITICAL in [label.category for label in reply.labels]
+
+
 async def test_batch_of_500_answers_in_order(stub: Stub) -> None:
     """ModerateBatch answers 500 items in request order."""
     texts = ["你就是个傻逼", "今天天气真好", "fuck you", "草地上有花"]

@@ -30,6 +30,7 @@ from pathlib import Path
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from moderation.domain import canonical_jurisdiction
 from moderation.errors import (
     BatchTooLarge,
     ConfigError,
@@ -122,7 +123,7 @@ def _client(spec: _ClientSpec) -> Client:
     return Client(
         spec.name,
         bytes.fromhex(spec.key_sha256),
-        frozenset(j.upper() for j in spec.jurisdictions),
+        frozenset(canonical_jurisdiction(j) for j in spec.jurisdictions),
         bucket,
     )
 

@@ -18,6 +18,7 @@ from moderation.domain import (
     Severity,
     Source,
     Variant,
+    canonical_jurisdiction,
 )
 from moderation.errors import InvalidRequest
 from moderation.policy import Policy, PolicySet
@@ -45,11 +46,10 @@ def to_content(request: pb.ModerateRequest) -> Content:
             "escalation", f"unknown value {request.escalation}; use one of {names}"
         )
     context = request.context
-    jurisdiction = request.jurisdiction
     return Content(
         request.text,
         request.content_id,
-        jurisdiction.strip().upper() if jurisdiction else "",
+        canonical_jurisdiction(request.jurisdiction),
         mode,
         context.surface,
         context.language,
