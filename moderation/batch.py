@@ -37,6 +37,7 @@ import structlog
 
 from moderation.domain import Content, EscalationMode, ModerationResult, canonical_jurisdiction
 from moderation.errors import ConfigError, InvalidRequest
+from moderation.jsonform import result_json
 from moderation.pipeline import Moderator
 
 log = structlog.get_logger("moderation.batch")
@@ -572,10 +573,11 @@ async def run_batch(
     output: Path,
     options: BatchOptions,
     *,
-    to_json: Callable[[ModerationResult], Mapping[str, Any]],
+    to_json: Callable[[ModerationResult], Mapping[str, Any]] = result_json,
     progress: Progress | None = None,
 ) -> Summary:
-    """Judge every row of ``source`` into ``output`` (JSONL), resuming a killed run."""
+    """Judge every row of ``source`` into ``output`` (JSONL, each answer in the JSON form of
+    ``to_json``), resuming a killed run."""
     errors_path = output.with_name(output.name + ".errors.jsonl")
     checkpoint, fingerprint, resumed = _open_run(source, output, errors_path, options.overwrite)
     if resumed is None:
@@ -681,7 +683,9 @@ async def _chunk(
         else:
             summary.duplicates += 1
         fresh[key].append(index)
-    results = await moderator.moderate_many(contents, concurrency=options.concurrency)
+    results = await moderator.moderate_many(
+        contents, concurrency=options.concurrency, off_loop=False
+    )
     for content, result in zip(contents, results, strict=True):
         key = (content.text, content.jurisdiction)
         memo[key] = result

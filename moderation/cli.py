@@ -30,6 +30,7 @@ from moderation.compose import build_moderator, load_prefilter, load_scorer
 from moderation.domain import Category, Content, EscalationMode, canonical_jurisdiction
 from moderation.errors import ConfigError, DatasetError, InvalidRequest
 from moderation.evaluate import evaluate, render
+from moderation.jsonform import result_json
 from moderation.log import configure
 from moderation.metrics import Metrics, MetricsAccess
 from moderation.policy import load_policies
@@ -143,7 +144,7 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"moderation check: text {index}: {error}", file=sys.stderr)
                 status = 2
                 continue
-            line = convert.result_json(result)
+            line = result_json(result)
             print(json.dumps(line, ensure_ascii=False, separators=(",", ":")), flush=True)
         return status
 
@@ -248,7 +249,6 @@ def _cmd_batch(settings: Settings, args: argparse.Namespace) -> int:
                 source,
                 output,
                 options,
-                to_json=convert.result_json,
                 progress=Progress(source.total()),
             )
         finally:

@@ -33,14 +33,14 @@ class _Judge:
     def __init__(self, settings: dict[str, Any], jurisdiction: str, use_model: bool) -> None:
         from moderation.compose import build_moderator
         from moderation.domain import EscalationMode
+        from moderation.jsonform import result_json
         from moderation.log import configure
-        from moderation.rpc import convert
 
         configure("WARNING")
         self._moderator = build_moderator(Settings(**settings), use_model=use_model)
         self._jurisdiction = jurisdiction
         self._mode = EscalationMode.AUTO if use_model else EscalationMode.NEVER
-        self._convert = convert
+        self._to_json = result_json
 
     async def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from moderation.domain import Content, canonical_jurisdiction
@@ -75,7 +75,7 @@ class _Judge:
         results = await self._moderator.moderate_many(contents)
         out_lines = [
             json.dumps(
-                self._convert.result_json(r),
+                self._to_json(r),
                 ensure_ascii=False,
                 separators=(",", ":"),
             )

@@ -31,7 +31,6 @@ from moderation.detect import LexiconDetector, PatternDetector
 from moderation.domain import Content, EscalationMode
 from moderation.log import configure
 from moderation.pipeline import Moderator
-from moderation.rpc import convert
 from moderation.settings import Settings
 
 CLEAN = [
@@ -158,7 +157,6 @@ async def batch_heuristics(count: int, folder: Path) -> tuple[float, int]:
         open_source(str(source)),
         output,
         BatchOptions(use_model=False, overwrite=True),
-        to_json=convert.result_json,
     )
     return summary.items / summary.seconds, summary.items
 
@@ -189,7 +187,6 @@ async def batch_with_model(count: int, in_flight: int, port: int, folder: Path) 
             open_source(str(source)),
             folder / "bench-model-out.jsonl",
             BatchOptions(concurrency=in_flight, overwrite=True),
-            to_json=convert.result_json,
         )
     finally:
         await moderator.aclose()

@@ -19,7 +19,7 @@ import pytest
 from moderation.batch import BatchOptions, compare, open_source, run_batch
 from moderation.compose import build_moderator
 from moderation.errors import ConfigError
-from moderation.rpc import convert
+from moderation.jsonform import result_json
 from moderation.settings import Settings
 from tests.fake_llm import FakeModel
 
@@ -36,7 +36,7 @@ TEXTS = [
 
 def to_json(result: Any) -> Any:
     """The JSON form, as the CLI writes it."""
-    return convert.result_json(result)
+    return result_json(result)
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:

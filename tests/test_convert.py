@@ -20,6 +20,7 @@ from moderation.domain import (
     Source,
     Variant,
 )
+from moderation.jsonform import result_json
 from moderation.pipeline import Moderator
 from moderation.rpc import convert
 from moderation.v1 import moderation_pb2 as pb
@@ -69,7 +70,7 @@ results = st.builds(
 @given(results)
 def test_direct_json_equals_the_printer(result: ModerationResult) -> None:
     """Any result: the direct mapping and MessageToDict agree."""
-    assert convert.result_json(result) == convert.to_json(convert.to_response(result))
+    assert result_json(result) == convert.to_json(convert.to_response(result))
 
 
 @pytest.mark.parametrize("seconds", [0, 0.12, 1.5, 0.000123, 2.000000001, 12.345678])
@@ -84,14 +85,14 @@ def test_durations(seconds: float) -> None:
         "v",
         "l",
     )
-    assert convert.result_json(result) == convert.to_json(convert.to_response(result))
+    assert result_json(result) == convert.to_json(convert.to_response(result))
 
 
 def test_corpus_results(moderator: Moderator) -> None:
     """Real results of the corpus convert the same both ways."""
     for case in itertools.islice(load(), 0, None, 3):
         result = judge(moderator, case).result
-        assert convert.result_json(result) == convert.to_json(convert.to_response(result))
+        assert result_json(result) == convert.to_json(convert.to_response(result))
 
 
 @settings(max_examples=200, deadline=None)

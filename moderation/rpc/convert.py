@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable
 
 from google.protobuf import json_format
-from google.protobuf.internal.type_checkers import ToShortestFloat
 
 from moderation.domain import (
     Category,
@@ -173,78 +171,9 @@ def to_policy_list(
     )
 
 
-def _float32(value: float) -> float:
-    """A ``float`` field as proto3 JSON prints it: stored in 32 bits, shortest round trip."""
-    return float(ToShortestFloat(struct.unpack("<f", struct.pack("<f", value))[0]))
-
-
-def _duration_json(seconds: float) -> str:
-    """proto3 JSON for a Duration: 0, 3, 6 or 9 fractional digits, as json_format writes it."""
-    nanos_total = round(seconds * 1e9)
-    whole, nanos = divmod(nanos_total, 1_000_000_000)
-    if nanos == 0:
-        return f"{whole}s"
-    if nanos % 1_000_000 == 0:
-        return f"{whole}.{nanos // 1_000_000:03d}s"
-    if nanos % 1_000 == 0:
-        return f"{whole}.{nanos // 1_000:06d}s"
-    return f"{whole}.{nanos:09d}s"
-
-
-def result_json(result: ModerationResult) -> dict[str, object]:
-    """The JSON form of a result, built directly: equal to ``to_json(to_response(result))``.
-
-    The generic protobuf JSON printer costs about 50 µs a message; batch output writes
-    millions, so the mapping is spelled out here and a test holds it equal to the printer's.
-    """
-    escalation = result.escalation
-    answer: dict[str, object] = {
-        "content_id": result.content_id,
-        "decision": f"DECISION_{result.decision.name}",
-        "labels": [
-            {
-                "category": f"CATEGORY_{label.category.name}",
-                "subcategory": label.subcategory,
-                "severity": f"SEVERITY_{label.severity.name}",
-                "confidence": _float32(label.confidence),
-                "source": f"SOURCE_{label.source.name}",
-                "evidence": [
-                    {
-                        "start": e.start,
-                        "end": e.end,
-                        "text": e.text,
-                        "term": e.term,
-                        "variant": f"VARIANT_{e.variant.name}",
-                    }
-                    for e in label.evidence
-                ],
-                "rationale": label.rationale,
-            }
-            for label in result.labels
-        ],
-        "escalation": {
-            "status": f"ESCALATION_STATUS_{escalation.status.name}",
-            "model": escalation.model,
-            "reason": escalation.reason,
-            "latency": _duration_json(escalation.latency_s),
-            "truncated": escalation.truncated,
-        },
-        "policy": {
-            "jurisdiction": result.jurisdiction,
-            "version": result.policy_version,
-            "lexicon_version": result.lexicon_version,
-            "scorer_version": result.scorer_version,
-            "scorer_training": result.scorer_training,
-        },
-    }
-    if result.risk is not None:
-        answer["risk_score"] = _float32(result.risk)
-    return answer
-
-
 def to_json(message: pb.ModerateResponse | pb.ListPoliciesResponse) -> dict[str, object]:
-    """The JSON form (README, "The JSON form"): proto3 JSON, snake_case names, enum names,
-    all fields."""
+    """A message in the JSON form (README, "The JSON form"): proto3 JSON, snake_case names,
+    enum names, all fields. For answers, ``jsonform.result_json`` builds the same directly."""
     return json_format.MessageToDict(
         message,
         preserving_proto_field_name=True,
