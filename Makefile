@@ -20,7 +20,7 @@ RELEASED := proto/released/0.1.0.binpb
 $(STAMP): pyproject.toml moderation/_scan.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,ray,train,otel]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,train,otel,parquet]'
 	touch $(STAMP)
 
 .PHONY: help

@@ -35,7 +35,13 @@ from urllib.parse import parse_qs
 
 import structlog
 
-from moderation.domain import Content, EscalationMode, ModerationResult, canonical_jurisdiction
+from moderation.domain import (
+    Content,
+    EscalationMode,
+    ModelUsage,
+    ModerationResult,
+    canonical_jurisdiction,
+)
 from moderation.errors import ConfigError, InvalidRequest
 from moderation.jsonform import result_json
 from moderation.pipeline import Moderator
@@ -278,6 +284,60 @@ class CsvSource(_FileSource):
         return Row(number, first, str(first), None, "", problem)
 
 
+def _pyarrow() -> Any:
+    """``pyarrow`` with its Parquet module, or ``ConfigError`` naming the extra to install."""
+    try:
+        import pyarrow  # optional: only Parquet runs need it
+        import pyarrow.parquet
+    except ImportError:
+        raise ConfigError("Parquet needs pyarrow: pip install 'moderation[parquet]'") from None
+    return pyarrow
+
+
+class ParquetSource(_FileSource):
+    """A Parquet file with a ``text`` column and optionally ``content_id`` and ``jurisdiction``
+    (the ``parquet`` extra); read a record batch at a time, resumes by row number."""
+
+    #: Rows read at a time.
+    BATCH_ROWS = 4096
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        pa = _pyarrow()
+        try:
+            self._file = pa.parquet.ParquetFile(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise ConfigError(f"{path}: not a readable Parquet file: {exc}") from exc
+        names = self._file.schema_arrow.names
+        if "text" not in names:
+            raise ConfigError(f"{path}: the Parquet file must have a 'text' column; has {names}")
+        self._columns = [c for c in ("content_id", "text", "jurisdiction") if c in names]
+
+    def total(self) -> int | None:
+        """Rows in the file (from its footer)."""
+        return int(self._file.metadata.num_rows)
+
+    def rows(self, after: int) -> Iterator[Row]:
+        """Rows after row number ``after`` (from 0); row groups wholly before it are skipped
+        unread. A row's line is its number from 1."""
+        start = 0
+        for group in range(self._file.num_row_groups):
+            size = self._file.metadata.row_group(group).num_rows
+            if start + size - 1 <= after:
+                start += size
+                continue
+            batches = self._file.iter_batches(
+                batch_size=self.BATCH_ROWS, row_groups=[group], columns=self._columns
+            )
+            for batch in batches:
+                for data in batch.to_pylist():
+                    number, start = start, start + 1
+                    if number > after:
+                        yield _row_from_mapping(
+                            number, number + 1, data, "content_id", "text", "jurisdiction"
+                        )
+
+
 #: The longest CSV field read (the csv module's default, 131,072, would stop the run).
 _CSV_FIELD_LIMIT = 1 << 30
 
@@ -359,7 +419,7 @@ class SqliteSource:
 
 
 def open_source(spec: str) -> Source:
-    """The source for ``--input``: a ``sqlite:///`` URL, or a .jsonl/.csv file."""
+    """The source for ``--input``: a ``sqlite:///`` URL, or a .jsonl, .csv or .parquet file."""
     if spec.startswith("sqlite:"):
         return SqliteSource(spec)
     path = Path(spec)
@@ -370,7 +430,11 @@ def open_source(spec: str) -> Source:
         return JsonlSource(path)
     if suffix == ".csv":
         return CsvSource(path)
-    raise ConfigError(f"--input: {path}: unknown format {suffix!r}; use .jsonl, .csv or sqlite:///")
+    if suffix == ".parquet":
+        return ParquetSource(path)
+    raise ConfigError(
+        f"--input: {path}: unknown format {suffix!r}; use .jsonl, .csv, .parquet or sqlite:///"
+    )
 
 
 @dataclass
@@ -388,6 +452,26 @@ class Summary:
     completion_tokens: int = 0
     cost: float = 0.0
     seconds: float = 0.0
+
+    def add_usage(self, before: ModelUsage, after: ModelUsage) -> None:
+        """Count the model calls made between two readings of ``Moderator.model_usage``."""
+        self.model_calls += after.calls - before.calls
+        self.prompt_tokens += after.prompt_tokens - before.prompt_tokens
+        self.completion_tokens += after.completion_tokens - before.completion_tokens
+        self.cost += after.cost - before.cost
+
+    def merge(self, other: Summary) -> None:
+        """Add another part's counts (a Ray actor's chunk) to these."""
+        self.items += other.items
+        self.errors += other.errors
+        self.duplicates += other.duplicates
+        self.decisions.update(other.decisions)
+        self.categories.update(other.categories)
+        self.escalations.update(other.escalations)
+        self.model_calls += other.model_calls
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cost += other.cost
 
     def to_json(self) -> str:
         """For the checkpoint."""
@@ -521,18 +605,63 @@ def _sync(handle: Any) -> None:
     os.fsync(handle.fileno())
 
 
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """The files of a run, named from ``--output``: the answers, the errors and the checkpoint.
+
+    A ``.parquet`` output is written as JSONL first (``<output>.partial.jsonl``, which can be
+    cut back and resumed like any JSONL output) and turned into Parquet when the run is done.
+    """
+
+    target: Path
+
+    @property
+    def parquet(self) -> bool:
+        """True when the answers end as Parquet."""
+        return self.target.suffix.lower() == ".parquet"
+
+    @property
+    def answers(self) -> Path:
+        """The JSONL the answers are appended to."""
+        return (
+            self.target.with_name(self.target.name + ".partial.jsonl")
+            if self.parquet
+            else self.target
+        )
+
+    @property
+    def errors(self) -> Path:
+        """One line per bad row."""
+        return self.target.with_name(self.target.name + ".errors.jsonl")
+
+    @property
+    def checkpoint(self) -> Path:
+        """The SQLite sidecar."""
+        return self.target.with_name(self.target.name + ".checkpoint")
+
+    def finish(self) -> None:
+        """For a Parquet output: the answers as Parquet (written whole, then renamed into
+        place), and the JSONL they were staged in removed."""
+        if not self.parquet or not self.answers.exists():
+            return
+        write_parquet(self.answers, self.target)
+        self.answers.unlink()
+
+
 def _open_run(
-    source: Source, output: Path, errors_path: Path, overwrite: bool
+    source: Source, outputs: Outputs, overwrite: bool
 ) -> tuple[Checkpoint, str, tuple[int, Summary, bool] | None]:
     """Open the checkpoint; on a resume, cut both files back to what was committed."""
-    checkpoint_path = output.with_name(output.name + ".checkpoint")
+    output, errors_path, checkpoint_path = outputs.answers, outputs.errors, outputs.checkpoint
+    if outputs.parquet:
+        _pyarrow()  # refused now, not after the run
     for path in (output, errors_path):
         try:
             path.open("ab").close()
         except OSError as exc:
             raise ConfigError(f"--output: cannot write {path}: {exc.strerror or exc}") from exc
     if overwrite:
-        for path in (output, errors_path, checkpoint_path):
+        for path in (outputs.target, output, errors_path, checkpoint_path):
             path.unlink(missing_ok=True)
         for suffix in ("-wal", "-shm"):
             Path(str(checkpoint_path) + suffix).unlink(missing_ok=True)
@@ -545,11 +674,12 @@ def _open_run(
     fingerprint = source.fingerprint()
     state = checkpoint.load()
     if state is None:
-        if output.exists() and output.stat().st_size > 0:
-            checkpoint.close()
-            raise ConfigError(
-                f"{output} exists and is not a run of ours; use --overwrite or another --output"
-            )
+        for path in {output, outputs.target}:
+            if path.exists() and path.stat().st_size > 0:
+                checkpoint.close()
+                raise ConfigError(
+                    f"{path} exists and is not a run of ours; use --overwrite or another --output"
+                )
         return checkpoint, fingerprint, None
     saved_input, position, out_bytes, err_bytes, summary, done = state
     if saved_input != fingerprint:
@@ -576,19 +706,22 @@ async def run_batch(
     to_json: Callable[[ModerationResult], Mapping[str, Any]] = result_json,
     progress: Progress | None = None,
 ) -> Summary:
-    """Judge every row of ``source`` into ``output`` (JSONL, each answer in the JSON form of
-    ``to_json``), resuming a killed run."""
-    errors_path = output.with_name(output.name + ".errors.jsonl")
-    checkpoint, fingerprint, resumed = _open_run(source, output, errors_path, options.overwrite)
+    """Judge every row of ``source`` into ``output`` (JSONL, or Parquet for a ``.parquet``
+    name; each answer in the JSON form of ``to_json``), resuming a killed run."""
+    outputs = Outputs(output)
+    checkpoint, fingerprint, resumed = _open_run(source, outputs, options.overwrite)
     if resumed is None:
         position, summary = -1, Summary()
     else:
         position, summary, done = resumed
         if done:
             checkpoint.close()
+            outputs.finish()  # a run killed after its last commit
             log.info("batch.already_done", items=summary.items)
             return summary
+    output, errors_path = outputs.answers, outputs.errors
     began = time.monotonic() - summary.seconds
+    usage = moderator.model_usage()
     memo: OrderedDict[tuple[str, str], ModerationResult] = OrderedDict()
     mode = EscalationMode.AUTO if options.use_model else EscalationMode.NEVER
     try:
@@ -601,7 +734,7 @@ async def run_batch(
                         moderator, chunk, options, mode, memo, summary, out, err, to_json
                     )
                     summary.seconds = time.monotonic() - began
-                    _spend(moderator, summary)
+                    usage = _count_usage(moderator, summary, usage)
                     checkpoint.commit(fingerprint, position, out.tell(), err.tell(), summary)
                     if progress:
                         progress.update(summary.items + summary.errors, summary)
@@ -611,12 +744,13 @@ async def run_batch(
                     moderator, chunk, options, mode, memo, summary, out, err, to_json
                 )
             summary.seconds = time.monotonic() - began
-            _spend(moderator, summary)
+            usage = _count_usage(moderator, summary, usage)
             checkpoint.commit(fingerprint, position, out.tell(), err.tell(), summary, done=True)
             if progress:
                 progress.update(summary.items + summary.errors, summary, final=True)
     finally:
         checkpoint.close()
+    outputs.finish()
     log.info(
         "batch.finished",
         items=summary.items,
@@ -632,15 +766,11 @@ async def run_batch(
     return summary
 
 
-def _spend(moderator: Moderator, summary: Summary) -> None:
-    spend = getattr(moderator.escalator, "spend", None)
-    if spend is not None:
-        summary.model_calls += spend.calls
-        summary.prompt_tokens += spend.prompt_tokens
-        summary.completion_tokens += spend.completion_tokens
-        summary.cost += spend.cost
-        spend.calls = spend.prompt_tokens = spend.completion_tokens = 0
-        spend.cost = 0.0
+def _count_usage(moderator: Moderator, summary: Summary, before: ModelUsage) -> ModelUsage:
+    """Count the model calls since ``before`` into ``summary``; the reading to count from next."""
+    now = moderator.model_usage()
+    summary.add_usage(before, now)
+    return now
 
 
 async def _chunk(
@@ -655,6 +785,26 @@ async def _chunk(
     to_json: Callable[[ModerationResult], Mapping[str, Any]],
 ) -> int:
     """Judge one chunk, write it in input order, flush to disk; returns its last position."""
+    lines, error_lines = await judge_rows(moderator, rows, options, mode, memo, summary, to_json)
+    out.write(lines)
+    err.write(error_lines)
+    _sync(out)
+    _sync(err)
+    return rows[-1].position
+
+
+async def judge_rows(
+    moderator: Moderator,
+    rows: list[Row],
+    options: BatchOptions,
+    mode: EscalationMode,
+    memo: OrderedDict[tuple[str, str], ModerationResult],
+    summary: Summary,
+    to_json: Callable[[ModerationResult], Mapping[str, Any]] = result_json,
+) -> tuple[bytes, bytes]:
+    """Judge rows: their answers (JSONL, in input order) and their error lines, counted into
+    ``summary``. A text seen before (``memo``, or earlier in ``rows``) is judged once. The
+    one way rows are judged, on one machine and on Ray."""
     answers: dict[int, ModerationResult] = {}
     problems: dict[int, str] = {}
     fresh: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -715,11 +865,62 @@ async def _chunk(
         lines.append(
             json.dumps(to_json(result), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
         )
-    out.write(b"".join(lines))
-    err.write(b"".join(error_lines))
-    _sync(out)
-    _sync(err)
-    return rows[-1].position
+    return b"".join(lines), b"".join(error_lines)
+
+
+#: Answers converted to Parquet at a time.
+_PARQUET_ROWS = 8192
+
+
+def answer_schema() -> Any:
+    """The Parquet schema of the JSON form: the same names, nesting and values (enum names as
+    strings, the latency as proto3 JSON writes a duration)."""
+    pa = _pyarrow()
+    evidence = pa.struct(
+        [("start", pa.int64()), ("end", pa.int64()), ("text", pa.string()),
+         ("term", pa.string()), ("variant", pa.string())]
+    )  # fmt: skip
+    label = pa.struct(
+        [("category", pa.string()), ("subcategory", pa.string()), ("severity", pa.string()),
+         ("confidence", pa.float64()), ("source", pa.string()),
+         ("evidence", pa.list_(evidence)), ("rationale", pa.string())]
+    )  # fmt: skip
+    escalation = pa.struct(
+        [("status", pa.string()), ("model", pa.string()), ("reason", pa.string()),
+         ("latency", pa.string()), ("truncated", pa.bool_())]
+    )  # fmt: skip
+    policy = pa.struct(
+        [(name, pa.string()) for name in
+         ("jurisdiction", "version", "lexicon_version", "scorer_version", "scorer_training")]
+    )  # fmt: skip
+    return pa.schema(
+        [("content_id", pa.string()), ("decision", pa.string()), ("labels", pa.list_(label)),
+         ("escalation", escalation), ("policy", policy), ("risk_score", pa.float64())]
+    )  # fmt: skip
+
+
+def write_parquet(answers: Path, target: Path) -> None:
+    """A JSONL file of answers as Parquet at ``target``: written to a temporary name, synced,
+    then renamed into place, so ``target`` is whole or absent. A field the schema lacks is an
+    error, not dropped."""
+    pa = _pyarrow()
+    schema = answer_schema()
+    temporary = target.with_name(target.name + ".tmp")
+    with answers.open("rb") as handle, pa.parquet.ParquetWriter(temporary, schema) as writer:
+        block: list[Any] = []
+        for line in handle:
+            data = json.loads(line)
+            if unknown := data.keys() - set(schema.names):
+                raise ValueError(f"the Parquet schema lacks {sorted(unknown)}")
+            block.append(data)
+            if len(block) >= _PARQUET_ROWS:
+                writer.write_table(pa.Table.from_pylist(block, schema=schema))
+                block = []
+        if block or writer.schema is None:
+            writer.write_table(pa.Table.from_pylist(block, schema=schema))
+    with temporary.open("rb") as written:
+        os.fsync(written.fileno())
+    os.replace(temporary, target)
 
 
 @dataclass
@@ -755,14 +956,22 @@ class Comparison:
 
 def _answers(path: Path) -> dict[str, tuple[str, frozenset[str]]]:
     found: dict[str, tuple[str, frozenset[str]]] = {}
+    for data in _read_answers(path):
+        categories = frozenset(label["category"] for label in data.get("labels") or [])
+        found[str(data["content_id"])] = (data["decision"], categories)
+    return found
+
+
+def _read_answers(path: Path) -> Iterator[dict[str, Any]]:
+    """The answers of an output, JSONL or Parquet."""
+    if path.suffix.lower() == ".parquet":
+        table = _pyarrow().parquet.read_table(path, columns=["content_id", "decision", "labels"])
+        yield from table.to_pylist()
+        return
     with path.open(encoding="utf-8") as handle:
         for line in handle:
-            if not line.strip():
-                continue
-            data = json.loads(line)
-            categories = frozenset(label["category"] for label in data.get("labels", []))
-            found[str(data["content_id"])] = (data["decision"], categories)
-    return found
+            if line.strip():
+                yield json.loads(line)
 
 
 def compare(previous: Path, current: Path) -> Comparison:

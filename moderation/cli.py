@@ -25,7 +25,15 @@ from pathlib import Path
 import structlog
 
 from moderation import __version__
-from moderation.batch import BatchOptions, Progress, Summary, compare, open_source, run_batch
+from moderation.batch import (
+    BatchOptions,
+    Progress,
+    Source,
+    Summary,
+    compare,
+    open_source,
+    run_batch,
+)
 from moderation.compose import build_moderator, load_prefilter, load_scorer
 from moderation.domain import Category, Content, EscalationMode, canonical_jurisdiction
 from moderation.errors import ConfigError, DatasetError, InvalidRequest
@@ -86,7 +94,8 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         tls_client_ca=_read(settings.tls_client_ca_file, "MODERATION_TLS_CLIENT_CA_FILE"),
     )
     if metrics is not None:
-        metrics.watch(moderator.escalator)
+        if moderator.escalator is not None:
+            metrics.watch(moderator.model_usage)
         access = MetricsAccess(
             token=settings.metrics_token.get_secret_value(),
             cert_file=settings.tls_cert_file,
@@ -224,23 +233,24 @@ def _cmd_batch(settings: Settings, args: argparse.Namespace) -> int:
         settings = settings.model_copy(
             update={"cache_path": output.with_name(output.name + ".verdicts.db")}
         )
-    if args.engine == "ray":
-        return _batch_on_ray(settings, args, output)
     source = open_source(args.input)
-    moderator = build_moderator(settings, use_model=not args.no_llm, log_decisions=args.log_items)
     options = BatchOptions(
         jurisdiction=canonical_jurisdiction(args.jurisdiction or ""),
         use_model=not args.no_llm,
         concurrency=args.concurrency,
         overwrite=args.overwrite,
     )
-    if options.jurisdiction and options.jurisdiction not in moderator.policies:
-        known = ", ".join(p.jurisdiction for p in moderator.policies)
+    policies = load_policies(settings.policy_dir, default=settings.default_jurisdiction)
+    if options.jurisdiction and options.jurisdiction not in policies:
+        known = ", ".join(p.jurisdiction for p in policies)
         print(
             f"moderation batch: --jurisdiction: unknown {options.jurisdiction!r}; known: {known}",
             file=sys.stderr,
         )
         return 2
+    if args.engine == "ray":
+        return _batch_on_ray(settings, args, source, output, options)
+    moderator = build_moderator(settings, use_model=not args.no_llm, log_decisions=args.log_items)
 
     async def run() -> Summary:
         try:
@@ -261,7 +271,13 @@ def _cmd_batch(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _batch_on_ray(settings: Settings, args: argparse.Namespace, output: Path) -> int:
+def _batch_on_ray(
+    settings: Settings,
+    args: argparse.Namespace,
+    source: Source,
+    output: Path,
+    options: BatchOptions,
+) -> int:
     try:
         from moderation.ray_batch import run_on_ray
     except ImportError:
@@ -270,18 +286,8 @@ def _batch_on_ray(settings: Settings, args: argparse.Namespace, output: Path) ->
             file=sys.stderr,
         )
         return 2
-    source = Path(args.input)
-    if not source.is_file() or source.suffix.lower() not in (".jsonl", ".ndjson"):
-        print("moderation batch: --engine ray reads a JSONL file (--input)", file=sys.stderr)
-        return 2
     summary = run_on_ray(
-        settings,
-        source,
-        output,
-        jurisdiction=canonical_jurisdiction(args.jurisdiction or ""),
-        use_model=not args.no_llm,
-        address=args.ray_address,
-        actors=args.actors,
+        settings, source, output, options, address=args.ray_address, actors=args.actors
     )
     print(summary.render())
     return 0
@@ -406,9 +412,15 @@ def parser() -> argparse.ArgumentParser:
         "batch", help="rerun stored content into JSONL answers (resumable after a kill)"
     )
     batch.add_argument(
-        "--input", required=True, help="a .jsonl or .csv file, or sqlite:///db?table=T&id=C&text=C"
+        "--input",
+        required=True,
+        help="a .jsonl, .csv or .parquet file, or sqlite:///db?table=T&id=C&text=C",
     )
-    batch.add_argument("--output", required=True, help="JSONL answers, one per input row")
+    batch.add_argument(
+        "--output",
+        required=True,
+        help="answers, one per input row: JSONL, or Parquet for a .parquet name",
+    )
     batch.add_argument("--jurisdiction", "-j", help="policy for rows that name none")
     batch.add_argument("--no-llm", action="store_true", help="never ask the model")
     batch.add_argument(
@@ -421,13 +433,16 @@ def parser() -> argparse.ArgumentParser:
         help="log a moderation.decided line per item (default: a batch.finished summary only)",
     )
     batch.add_argument(
-        "--compare", metavar="PREVIOUS.jsonl", help="report what changed since a previous output"
+        "--compare",
+        metavar="PREVIOUS",
+        help="report what changed since a previous output (.jsonl or .parquet)",
     )
     batch.add_argument(
         "--engine",
         choices=("local", "ray"),
         default="local",
-        help="local (resumable, default) or ray (Ray Data, the moderation[ray] extra)",
+        help="local (resumable, default) or ray (a pool of Ray actors, the moderation[ray] "
+        "extra; starts afresh)",
     )
     batch.add_argument("--ray-address", help="Ray cluster address (default: a local instance)")
     batch.add_argument("--actors", type=int, default=2, help="Ray actors (default 2)")

@@ -128,6 +128,23 @@ class Content(NamedTuple):
     language: str = ""
 
 
+class ModelUsage(NamedTuple):
+    """A process's model figures so far, read at once: what metrics report and batch runs
+    sum up. Counters only grow; ``breaker`` is the circuit's state (closed, half_open, open)."""
+
+    requests: int = 0
+    """HTTP requests sent, retries included."""
+    retries: int = 0
+    calls: int = 0
+    """Calls that got an answer."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    breaker: str = "closed"
+
+
 class Evidence(NamedTuple):
     """A span of the caller's text: code-point offsets, end exclusive."""
 

@@ -37,7 +37,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
 
 from moderation.detect import PLACEHOLDERS, PatternDetector
-from moderation.domain import Category, Judgement, Label, Severity, Source
+from moderation.domain import Category, Judgement, Label, ModelUsage, Severity, Source
 from moderation.errors import ModelResponseError, ModelTimeout
 from moderation.llm import ChatClient, Usage
 from moderation.pipeline import Screening
@@ -420,6 +420,21 @@ class ModelEscalator:
     def host(self) -> str:
         """Host of the model endpoint."""
         return self.client.options.host
+
+    def usage(self) -> ModelUsage:
+        """Requests, tokens, cost, the verdict cache and the breaker, so far."""
+        client, spend = self.client, self.spend
+        return ModelUsage(
+            requests=client.calls,
+            retries=client.retries,
+            calls=spend.calls,
+            prompt_tokens=spend.prompt_tokens,
+            completion_tokens=spend.completion_tokens,
+            cost=spend.cost,
+            cache_hits=self.cache.hits,
+            cache_misses=self.cache.misses,
+            breaker=client.breaker.state.value,
+        )
 
     @property
     def model(self) -> str:

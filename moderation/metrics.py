@@ -32,7 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
-from moderation.domain import ModerationResult
+from moderation.domain import ModelUsage, ModerationResult
 
 _LATENCY_BUCKETS = (
     0.0005,
@@ -53,35 +53,34 @@ _LATENCY_BUCKETS = (
 )
 
 
-class _EscalatorCollector(Collector):
-    """Reads the escalator's counters when Prometheus scrapes."""
+class _ModelCollector(Collector):
+    """Reads the model's figures (``ModelUsage``) when Prometheus scrapes."""
 
-    def __init__(self, escalator: Any) -> None:
-        self._escalator = escalator
+    def __init__(self, usage: Callable[[], ModelUsage]) -> None:
+        self._usage = usage
 
     def collect(self) -> Iterator[Any]:
-        escalator = self._escalator
-        client, cache, spend = escalator.client, escalator.cache, escalator.spend
+        usage = self._usage()
         calls = CounterMetricFamily("moderation_model_requests", "HTTP requests sent to the model")
-        calls.add_metric([], client.calls)
+        calls.add_metric([], usage.requests)
         retries = CounterMetricFamily(
             "moderation_model_retries", "Model requests that were retries"
         )
-        retries.add_metric([], client.retries)
+        retries.add_metric([], usage.retries)
         tokens = CounterMetricFamily("moderation_model_tokens", "Tokens billed", labels=["kind"])
-        tokens.add_metric(["prompt"], spend.prompt_tokens)
-        tokens.add_metric(["completion"], spend.completion_tokens)
+        tokens.add_metric(["prompt"], usage.prompt_tokens)
+        tokens.add_metric(["completion"], usage.completion_tokens)
         cost = CounterMetricFamily("moderation_model_cost", "Cost reported by the endpoint")
-        cost.add_metric([], spend.cost)
+        cost.add_metric([], usage.cost)
         breaker = GaugeMetricFamily(
             "moderation_model_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open"
         )
-        breaker.add_metric([], {"closed": 0, "half_open": 1, "open": 2}[client.breaker.state.value])
+        breaker.add_metric([], {"closed": 0, "half_open": 1, "open": 2}[usage.breaker])
         hits = CounterMetricFamily(
             "moderation_verdict_cache", "Verdict cache look-ups", labels=["result"]
         )
-        hits.add_metric(["hit"], cache.hits)
-        hits.add_metric(["miss"], cache.misses)
+        hits.add_metric(["hit"], usage.cache_hits)
+        hits.add_metric(["miss"], usage.cache_misses)
         yield from (calls, retries, tokens, cost, breaker, hits)
 
 
@@ -179,10 +178,10 @@ class Metrics:
             Children(self.escalations),
         )
 
-    def watch(self, escalator: Any) -> None:
-        """Report the escalator's model, breaker and cache figures."""
-        if escalator is not None:
-            self.registry.register(_EscalatorCollector(escalator))
+    def watch(self, usage: Callable[[], ModelUsage]) -> None:
+        """Report the model's request, token, cost, breaker and cache figures from ``usage``
+        (``Moderator.model_usage``)."""
+        self.registry.register(_ModelCollector(usage))
 
     def observe(self, result: ModerationResult) -> None:
         """Count one decision (the ``Moderator``'s result hook)."""

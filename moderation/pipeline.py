@@ -29,6 +29,7 @@ from moderation.domain import (
     Finding,
     Judgement,
     Label,
+    ModelUsage,
     ModerationResult,
     Route,
     Severity,
@@ -92,6 +93,10 @@ class Escalator(Protocol):
         """
         ...
 
+    def usage(self) -> ModelUsage:
+        """Model requests, tokens, cost, cache and breaker figures so far."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections and files."""
         ...
@@ -144,6 +149,10 @@ class Moderator:
         self._fingerprint = fingerprint
         self.escalator = escalator
         self.max_text_chars = max_text_chars
+
+    def model_usage(self) -> ModelUsage:
+        """The model's figures so far (all zero without a model)."""
+        return ModelUsage() if self.escalator is None else self.escalator.usage()
 
     async def aclose(self) -> None:
         """Release what the escalator holds (connections, the cache file)."""

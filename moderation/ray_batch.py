@@ -1,105 +1,96 @@
-"""Batch reruns past one machine, on Ray Data (the ``moderation[ray]`` extra).
+"""Batch reruns past one process, on Ray (the ``moderation[ray]`` extra).
 
-The same pipeline runs inside an actor pool: each actor builds its ``Moderator`` once (tables,
-automata, the model client) and judges whole batches with ``Moderator.moderate_many``, so its
-model calls overlap. Model-bound actors ask for a fraction of a CPU, so reading is never
-starved of cores on a small cluster. The driver streams the answers back into one JSONL file
-and one errors file, in the same forms as the single-machine runner.
+The same run as on one machine, with the judging spread over a pool of Ray actors. The driver
+reads the input through the same sources (JSONL, CSV, Parquet, SQLite) and sends it in chunks;
+each actor builds its ``Moderator`` once (tables, automata, the model client) and judges a
+chunk with ``batch.judge_rows``, the local engine's own function, so its model calls overlap
+and its answers are the local ones. The driver writes the answers in input order, into the
+same files in the same forms (Parquet too). A few chunks per actor are in flight at a time,
+so memory stays bounded on any input. Model-bound actors ask for a fraction of a CPU, so the
+driver is never starved of a core on a small cluster.
 
 Per worker, for now: each actor has its own verdict cache, rate of model calls and breaker.
 Across workers they can be shared by pointing ``MODERATION_CACHE_PATH`` at a shared volume
 (SQLite over a network file system is not safe: use it per node) or, at scale, by a shared
-Redis for verdicts and a token bucket for the provider's rate limit (see the README).
+Redis for verdicts and a token bucket for the provider's rate limit (see the README). A Ray
+run does not resume: it writes its files afresh.
 
 Imported only by the command line when ``--engine ray`` is asked for; nothing else imports Ray.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections import Counter
+from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from moderation.batch import Summary
+from moderation.batch import BatchOptions, Outputs, Row, Source, Summary, judge_rows
+from moderation.domain import EscalationMode, ModerationResult
 from moderation.settings import Settings
+
+#: Chunks in flight per actor: one being judged, one waiting, so no actor idles.
+IN_FLIGHT_PER_ACTOR = 2
 
 
 class _Judge:
-    """A Ray Data actor: one ``Moderator`` per actor, a batch of JSONL lines per call."""
+    """A Ray actor: one ``Moderator``, judging one chunk of rows per call."""
 
-    def __init__(self, settings: dict[str, Any], jurisdiction: str, use_model: bool) -> None:
+    def __init__(self, settings: dict[str, Any], options: BatchOptions) -> None:
         from moderation.compose import build_moderator
-        from moderation.domain import EscalationMode
-        from moderation.jsonform import result_json
         from moderation.log import configure
 
         configure("WARNING")
-        self._moderator = build_moderator(Settings(**settings), use_model=use_model)
-        self._jurisdiction = jurisdiction
-        self._mode = EscalationMode.AUTO if use_model else EscalationMode.NEVER
-        self._to_json = result_json
+        self._moderator = build_moderator(
+            Settings(**settings), use_model=options.use_model, log_decisions=False
+        )
+        self._options = options
+        self._mode = EscalationMode.AUTO if options.use_model else EscalationMode.NEVER
+        self._memo: OrderedDict[tuple[str, str], ModerationResult] = OrderedDict()
+        self._usage = self._moderator.model_usage()
 
-    async def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        from moderation.domain import Content, canonical_jurisdiction
-        from moderation.errors import InvalidRequest
+    async def judge(self, rows: list[Row]) -> tuple[bytes, bytes, str]:
+        """The chunk's answer lines, error lines and counts (``Summary`` as JSON)."""
+        summary = Summary()
+        answers, errors = await judge_rows(
+            self._moderator, rows, self._options, self._mode, self._memo, summary
+        )
+        before, self._usage = self._usage, self._moderator.model_usage()
+        summary.add_usage(before, self._usage)
+        return answers, errors, summary.to_json()
 
-        errors: list[str] = []
-        contents: list[Content] = []
-        for raw in batch["text"]:
-            line = str(raw)
-            if not line.strip():
-                continue
-            data: Any = None
-            try:
-                data = json.loads(line)
-                if not isinstance(data, dict) or not isinstance(data.get("text"), str):
-                    raise ValueError("missing 'text'")
-                content = Content(
-                    text=data["text"],
-                    content_id=str(data.get("content_id", "")),
-                    jurisdiction=canonical_jurisdiction(
-                        str(data.get("jurisdiction") or self._jurisdiction)
-                    ),
-                    escalation=self._mode,
-                )
-                self._moderator.validate(content)
-            except (ValueError, InvalidRequest) as error:
-                content_id = data.get("content_id") if isinstance(data, dict) else None
-                reason = {"content_id": content_id, "reason": str(error)}
-                errors.append(json.dumps(reason, ensure_ascii=False))
-                continue
-            contents.append(content)
-        results = await self._moderator.moderate_many(contents)
-        out_lines = [
-            json.dumps(
-                self._to_json(r),
-                ensure_ascii=False,
-                separators=(",", ":"),
-            )
-            for r in results
-        ]
-        kinds = ["answer"] * len(out_lines) + ["error"] * len(errors)
-        return {"kind": kinds, "line": out_lines + errors}
+
+def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    chunk: list[Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def run_on_ray(
     settings: Settings,
-    input_path: Path,
+    source: Source,
     output: Path,
+    options: BatchOptions,
     *,
-    jurisdiction: str,
-    use_model: bool,
     address: str | None,
     actors: int = 2,
-    batch_size: int = 256,
 ) -> Summary:
-    """Judge a JSONL file on Ray Data into ``output`` (and ``<output>.errors.jsonl``)."""
+    """Judge every row of ``source`` on a pool of Ray actors into ``output`` (and its errors
+    file), in input order."""
     import ray
+    from ray.util.actor_pool import ActorPool
 
     began = time.monotonic()
+    outputs = Outputs(output)
+    for path in (outputs.target, outputs.answers, outputs.errors, outputs.checkpoint):
+        path.unlink(missing_ok=True)
     if not ray.is_initialized():
         ray.init(
             address=address,
@@ -108,40 +99,28 @@ def run_on_ray(
             log_to_driver=False,
             num_cpus=None if address else max(2, actors + 1),
         )
-    dataset = ray.data.read_text(str(input_path))
-    judged = dataset.map_batches(
-        _Judge,
-        fn_constructor_kwargs={
-            "settings": settings.model_dump(mode="json", exclude_none=True) | _secrets(settings),
-            "jurisdiction": jurisdiction,
-            "use_model": use_model,
-        },
-        batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(size=actors),
-        num_cpus=0.5 if use_model else 1,
-        batch_format="numpy",
-    )
+    judge = ray.remote(_Judge).options(num_cpus=0.5 if options.use_model else 1)
+    plain = settings.model_dump(mode="json", exclude_none=True) | _secrets(settings)
+    pool = ActorPool([judge.remote(plain, options) for _ in range(actors)])
     summary = Summary()
-    decisions: Counter[str] = Counter()
-    with (
-        output.open("w", encoding="utf-8") as out,
-        output.with_name(output.name + ".errors.jsonl").open("w", encoding="utf-8") as err,
-    ):
-        for batch in judged.iter_batches(batch_format="numpy", batch_size=batch_size):
-            for kind, line in zip(batch["kind"], batch["line"], strict=True):
-                if kind == "error":
-                    summary.errors += 1
-                    err.write(str(line) + "\n")
-                    continue
-                summary.items += 1
-                data = json.loads(str(line))
-                decisions[data["decision"].removeprefix("DECISION_")] += 1
-                for label in data["labels"]:
-                    summary.categories[label["category"].removeprefix("CATEGORY_")] += 1
-                status = data["escalation"]["status"].removeprefix("ESCALATION_STATUS_")
-                summary.escalations[status] += 1
-                out.write(str(line) + "\n")
-    summary.decisions = decisions
+    with outputs.answers.open("wb") as out, outputs.errors.open("wb") as err:
+
+        def write_next() -> None:
+            answers, errors, counts = pool.get_next()
+            out.write(answers)
+            err.write(errors)
+            summary.merge(Summary.from_json(counts))
+
+        in_flight = 0
+        for chunk in _chunks(source.rows(-1), options.chunk):
+            pool.submit(lambda actor, rows: actor.judge.remote(rows), chunk)
+            in_flight += 1
+            if in_flight >= IN_FLIGHT_PER_ACTOR * actors:
+                write_next()
+                in_flight -= 1
+        while pool.has_next():  # type: ignore[no-untyped-call]
+            write_next()
+    outputs.finish()
     summary.seconds = time.monotonic() - began
     return summary
 

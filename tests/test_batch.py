@@ -176,17 +176,101 @@ def test_csv_and_sqlite_sources(tmp_path: Path) -> None:
     ]
 
 
+def write_parquet_rows(path: Path, rows: list[dict[str, Any]], group_rows: int = 1000) -> Path:
+    """Write rows as a Parquet file with row groups of ``group_rows``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=group_rows)
+    return path
+
+
+def test_parquet_in_and_out_answer_as_jsonl_does(tmp_path: Path) -> None:
+    """A Parquet input is read like JSONL (ids, jurisdictions, bad rows by line); a Parquet
+    output holds exactly the JSON form's answers, and --compare reads it."""
+    rows: list[dict[str, Any]] = [
+        {
+            "content_id": f"c{i}",
+            "text": TEXTS[i % len(TEXTS)],
+            "jurisdiction": "CN" if i % 3 else "",
+        }
+        for i in range(50)
+    ]
+    rows[7]["text"] = None
+    source = write_parquet_rows(tmp_path / "in.parquet", rows, group_rows=16)
+    jsonl = write_jsonl(tmp_path / "in.jsonl", rows)
+    for spec, out in ((source, "from-parquet.jsonl"), (jsonl, "from-jsonl.jsonl")):
+        done = run_cli("--input", str(spec), "--output", str(tmp_path / out), "--no-llm")
+        assert done.returncode == 0, done.stderr
+        assert "49 items answered, 1 bad rows" in done.stdout
+    assert lines(tmp_path / "from-parquet.jsonl") == lines(tmp_path / "from-jsonl.jsonl")
+    (error,) = lines(tmp_path / "from-parquet.jsonl.errors.jsonl")
+    assert (error["line"], error["content_id"], error["reason"]) == (8, "c7", "missing 'text'")
+
+    done = run_cli("--input", str(source), "--output", str(tmp_path / "out.parquet"), "--no-llm")
+    assert done.returncode == 0, done.stderr
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "out.parquet").to_pylist() == lines(
+        tmp_path / "from-jsonl.jsonl"
+    )
+    assert not (tmp_path / "out.parquet.partial.jsonl").exists()
+    compared = run_cli(
+        "--input", str(jsonl), "--output", str(tmp_path / "us.jsonl"), "--no-llm", "-j", "US",
+        "--compare", str(tmp_path / "out.parquet"),
+    )  # fmt: skip
+    assert compared.returncode == 0, compared.stderr
+    assert "compared 49 items" in compared.stdout
+
+
+async def test_a_parquet_run_killed_mid_way_resumes_to_the_uninterrupted_file(
+    tmp_path: Path,
+) -> None:
+    """A Parquet input resumes by row number (skipping row groups already done) and a Parquet
+    output appears only whole: after a crash and a resume it equals the clean run's."""
+    import pyarrow.parquet as pq
+
+    rows = [{"content_id": str(i), "text": f"{TEXTS[i % len(TEXTS)]} {i}"} for i in range(300)]
+    source = write_parquet_rows(tmp_path / "in.parquet", rows, group_rows=40)
+    moderator = build_moderator(Settings(), use_model=False)
+    options = BatchOptions(use_model=False, chunk=25)
+    clean = tmp_path / "clean.parquet"
+    await run_batch(moderator, open_source(str(source)), clean, options)
+    written = 0
+
+    def crashing(result: Any) -> Any:
+        nonlocal written
+        written += 1
+        if written > 170:
+            raise _Crash
+        return to_json(result)
+
+    out = tmp_path / "out.parquet"
+    with pytest.raises(_Crash):
+        await run_batch(moderator, open_source(str(source)), out, options, to_json=crashing)
+    assert not out.exists()
+    assert (tmp_path / "out.parquet.partial.jsonl").exists()
+    summary = await run_batch(moderator, open_source(str(source)), out, options)
+    assert summary.items == 300
+    assert pq.read_table(out).to_pylist() == pq.read_table(clean).to_pylist()
+    assert [a["content_id"] for a in pq.read_table(out).to_pylist()] == [str(i) for i in range(300)]
+
+
 @pytest.mark.parametrize(
     ("spec", "says"),
     [
         ("sqlite:///nowhere.db?table=t&text=x", "no SQLite file"),
         ("missing.jsonl", "no such file"),
-        ("data.parquet", "unknown format"),
+        ("data.xlsx", "unknown format"),
+        ("data.parquet", "data.parquet: not a readable Parquet file"),
+        ("plain.parquet", "must have a 'text' column"),
     ],
 )
 def test_bad_input_specs_are_refused(tmp_path: Path, spec: str, says: str) -> None:
     """An input that cannot be read is refused with what is wrong, exit 2."""
+    (tmp_path / "data.xlsx").write_bytes(b"PK")
     (tmp_path / "data.parquet").write_bytes(b"PAR1")
+    write_parquet_rows(tmp_path / "plain.parquet", [{"body": "你好"}])
     done = subprocess.run(
         [
             sys.executable,
