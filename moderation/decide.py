@@ -2,18 +2,23 @@
 
 ``triage`` says whether the heuristics can decide (CLEAR) or the model is needed
 (AMBIGUOUS), and why. ``decide`` maps findings to a decision through the policy's action
-table (BLOCK dominates REVIEW dominates ALLOW) and groups them into labels, one per category.
+table (BLOCK dominates REVIEW dominates ALLOW) and ``labels`` groups them, one per category.
+The final answer of an item is made here too, on each of its three roads: ``by_heuristics``
+(the heuristics decide), ``without_model`` (the model was needed but not asked or not had)
+and ``with_model`` (the model's judgement joined to the confident hits).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
 
 from moderation.domain import (
     Decision,
     EscalationMode,
     Evidence,
     Finding,
+    Judgement,
     Label,
     Route,
     Severity,
@@ -178,3 +183,87 @@ def _evidence_order(e: Evidence) -> tuple[int, int, str]:
 
 def _label_order(label: Label) -> tuple[int, str]:
     return -label.severity, label.category.value
+
+
+class Answer(NamedTuple):
+    """What an item is given: the decision and its labels, most severe first."""
+
+    decision: Decision
+    labels: tuple[Label, ...]
+
+
+#: The scorer's label for a text at a severity (None: no scorer): for a decision the score made.
+ScorerLabel = Callable[[Severity], Label | None]
+
+
+def _with_scorer(
+    labels: tuple[Label, ...], policy: Policy, scorer_label: ScorerLabel, severity: Severity
+) -> tuple[Label, ...]:
+    """``labels`` with the scorer's, when the policy acts on its category at ``severity`` and
+    no rule found that category already."""
+    label = scorer_label(severity)
+    if label is None or policy.action(label.category, severity) is None:
+        return labels
+    return with_label(labels, label)
+
+
+def by_heuristics(
+    findings: Sequence[Finding], triage: Triage, policy: Policy, scorer_label: ScorerLabel
+) -> Answer:
+    """The answer of an item the heuristics decide (the CLEAR road): every finding counts, and
+    a score at ``block_at`` blocks with the scorer's label (HIGH)."""
+    decision = decide(findings, policy)
+    found = labels(findings)
+    if triage.by_score:
+        return Answer(Decision.BLOCK, _with_scorer(found, policy, scorer_label, Severity.HIGH))
+    return Answer(decision, found)
+
+
+def without_model(
+    findings: Sequence[Finding], triage: Triage, policy: Policy, scorer_label: ScorerLabel
+) -> Answer:
+    """The answer of an item the model was needed for but not asked or not had: the confident
+    hits decide, with the policy's fail mode as the floor. Doubtful hits still show as labels
+    for a reviewer, and a high score adds the scorer's label (MEDIUM)."""
+    confident = [f for f in findings if is_confident(f, policy)]
+    decision = max(policy.fail_mode, decide(confident, policy))
+    found = labels(findings)
+    if triage.by_score:
+        found = _with_scorer(found, policy, scorer_label, Severity.MEDIUM)
+    return Answer(decision, found)
+
+
+def with_model(findings: Sequence[Finding], policy: Policy, judgement: Judgement) -> Answer:
+    """The answer of an item the model judged: the confident hits and the model's labels that
+    the policy acts on, the strictest action deciding. A model label keeps the heuristics'
+    evidence for its category. Not safe, yet nothing blocked or held, in a category the policy
+    acts on (or without saying why): REVIEW, a human decides."""
+    confident = [f for f in findings if is_confident(f, policy)]
+    heuristic = {label.category: label for label in labels(findings)}
+    decision = decide(confident, policy) if confident else Decision.ALLOW
+    kept: dict[object, Label] = {label.category: label for label in labels(confident)}
+    acted_on = False
+    for label in judgement.labels:
+        action = policy.action(label.category, label.severity)
+        if action is None:
+            continue
+        acted_on = True
+        decision = max(decision, action)
+        seen = heuristic.get(label.category)
+        kept[label.category] = Label(
+            category=label.category,
+            subcategory=label.subcategory or (seen.subcategory if seen else ""),
+            severity=label.severity,
+            confidence=label.confidence,
+            source=label.source,
+            evidence=seen.evidence if seen else (),
+            rationale=label.rationale,
+        )
+    if (
+        judgement.verdict != "safe"
+        and decision is Decision.ALLOW
+        and (acted_on or not judgement.labels)
+    ):
+        # Labels only in categories this policy ignores stay allowed.
+        decision = Decision.REVIEW
+    return Answer(decision, tuple(sorted(kept.values(), key=_label_order)))

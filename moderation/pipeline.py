@@ -22,7 +22,6 @@ from moderation.context import Contexts
 from moderation.detect import Detector
 from moderation.domain import (
     Content,
-    Decision,
     Escalation,
     EscalationMode,
     EscalationStatus,
@@ -114,6 +113,23 @@ class Screening(NamedTuple):
     """``time.monotonic()`` when screening began (the logged latency counts from it)."""
     risk: float | None = None
     """The scorer's probability that the content is harmful (None: no scorer)."""
+
+
+class Decided(NamedTuple):
+    """An item the heuristics answered."""
+
+    screening: Screening
+    result: ModerationResult
+
+
+class ForModel(NamedTuple):
+    """An item the heuristics could not decide: ``Moderator.escalate`` answers it."""
+
+    screening: Screening
+
+
+#: What screening an item gave.
+Screened = Decided | ForModel
 
 
 class Moderator:
@@ -209,18 +225,18 @@ class Moderator:
                 )
         return Screening(content, policy, normalized, tuple(findings), triage, began, risk)
 
-    def heuristics(self, content: Content) -> tuple[Screening, ModerationResult | None]:
-        """Screen ``content`` and, when the heuristics can decide it, answer and log at once.
+    def heuristics(self, content: Content) -> Screened:
+        """Screen ``content`` and, when the heuristics can decide it, answer and log at once
+        (``Decided``); otherwise the item is ``ForModel``: pass it to ``escalate``.
 
-        None in second place means the model is needed: pass the screening to ``escalate``.
         Raises ``InvalidRequest`` for bad input.
         """
         screening = self.screen(content)
         if screening.triage.route is not Route.CLEAR:
-            return screening, None
+            return ForModel(screening)
         result = self._heuristic(screening, _not_needed(screening.triage.reason))
         self._log(screening, result)
-        return screening, result
+        return Decided(screening, result)
 
     async def escalate(self, screening: Screening, deadline: float | None) -> ModerationResult:
         """Answer and log an item the heuristics could not decide; never raises for a failing
@@ -238,10 +254,12 @@ class Moderator:
         is screened in a worker thread (``OFF_LOOP_CHARS``).
         """
         if len(content.text) <= OFF_LOOP_CHARS:
-            screening, result = self.heuristics(content)
+            screened = self.heuristics(content)
         else:
-            ((screening, result),) = await self.heuristics_off_loop([content], deadline)
-        return result if result is not None else await self.escalate(screening, deadline)
+            (screened,) = await self.heuristics_off_loop([content], deadline)
+        if isinstance(screened, Decided):
+            return screened.result
+        return await self.escalate(screened.screening, deadline)
 
     async def moderate_many(
         self,
@@ -263,21 +281,24 @@ class Moderator:
             screened = [self.heuristics(content) for content in contents]
         else:
             screened = await self.heuristics_off_loop(contents, deadline)
-        results: list[ModerationResult | None] = [result for _, result in screened]
-        escalations = [(i, s) for i, (s, result) in enumerate(screened) if result is None]
-        if escalations:
+        results: dict[int, ModerationResult] = {
+            i: item.result for i, item in enumerate(screened) if isinstance(item, Decided)
+        }
+        if len(results) < len(screened):
             slots = asyncio.Semaphore(concurrency)
 
             async def one(index: int, screening: Screening) -> None:
                 async with slots:
                     results[index] = await self.escalate(screening, deadline)
 
-            await asyncio.gather(*(one(*item) for item in escalations))
-        return [r for r in results if r is not None]
+            await asyncio.gather(
+                *(one(i, item.screening) for i, item in enumerate(screened) if i not in results)
+            )
+        return [results[i] for i in range(len(screened))]
 
     async def heuristics_off_loop(
         self, contents: Sequence[Content], deadline: float | None
-    ) -> list[tuple[Screening, ModerationResult | None]]:
+    ) -> list[Screened]:
         """``heuristics`` for each item, in a worker thread, so the event loop stays free.
 
         Between items the thread checks ``deadline`` (``DeadlineExceeded`` once it passed) and
@@ -285,8 +306,8 @@ class Moderator:
         """
         stop = threading.Event()
 
-        def work() -> list[tuple[Screening, ModerationResult | None]]:
-            out: list[tuple[Screening, ModerationResult | None]] = []
+        def work() -> list[Screened]:
+            out: list[Screened] = []
             for content in contents:
                 if stop.is_set():
                     break
@@ -312,17 +333,13 @@ class Moderator:
         )
 
     def _result(
-        self,
-        screening: Screening,
-        decision: Decision,
-        labels: tuple[Label, ...],
-        escalation: Escalation,
+        self, screening: Screening, answer: decide.Answer, escalation: Escalation
     ) -> ModerationResult:
         policy = screening.policy
         return ModerationResult(  # by position: built for every item, twice as fast
             screening.content.content_id,
-            decision,
-            labels,
+            answer.decision,
+            answer.labels,
             escalation,
             policy.jurisdiction,
             policy.version,
@@ -333,46 +350,38 @@ class Moderator:
         )
 
     def _heuristic(self, screening: Screening, escalation: Escalation) -> ModerationResult:
-        """Decided by the heuristics alone (the CLEAR route): every finding counts."""
-        decision = decide.decide(screening.findings, screening.policy)
-        labels = decide.labels(screening.findings)
-        if screening.triage.by_score:  # the score reached block_at
-            decision = Decision.BLOCK
-            labels = self._scored(screening, labels, Severity.HIGH)
-        return self._result(screening, decision, labels, escalation)
+        """Decided by the heuristics alone (the CLEAR route)."""
+        answer = decide.by_heuristics(
+            screening.findings, screening.triage, screening.policy, self._scorer_label(screening)
+        )
+        return self._result(screening, answer, escalation)
 
     def _degraded(self, screening: Screening, escalation: Escalation) -> ModerationResult:
-        """The model was needed but not asked or not had: the confident hits decide, with the
-        policy's fail mode as the floor. Doubtful hits still show as labels for a reviewer."""
-        policy = screening.policy
-        confident = [f for f in screening.findings if decide.is_confident(f, policy)]
-        decision = max(policy.fail_mode, decide.decide(confident, policy))
-        labels = decide.labels(screening.findings)
-        if screening.triage.by_score:
-            labels = self._scored(screening, labels, Severity.MEDIUM)
-        return self._result(screening, decision, labels, escalation)
-
-    def _scored(
-        self, screening: Screening, labels: tuple[Label, ...], severity: Severity
-    ) -> tuple[Label, ...]:
-        """``labels`` with the scorer's label added (when the policy acts on its category and
-        no rule found that category already): its evidence is the spans that raised the
-        score most."""
-        scorer, risk = self.scorer, screening.risk
-        if scorer is None or risk is None:
-            return labels
-        category, subcategory = scorer.kind(screening.normalized.text)
-        if screening.policy.action(category, severity) is None:
-            return labels
-        label = Label(
-            category=category,
-            subcategory=subcategory,
-            severity=severity,
-            confidence=round(risk, 4),
-            source=Source.SCORER,
-            evidence=scorer.evidence(screening.normalized),
+        """The model was needed but not asked or not had."""
+        answer = decide.without_model(
+            screening.findings, screening.triage, screening.policy, self._scorer_label(screening)
         )
-        return decide.with_label(labels, label)
+        return self._result(screening, answer, escalation)
+
+    def _scorer_label(self, screening: Screening) -> decide.ScorerLabel:
+        """The scorer's label for the screened text at a severity: its category, and as
+        evidence the spans that raised the score most."""
+
+        def label(severity: Severity) -> Label | None:
+            scorer, risk = self.scorer, screening.risk
+            if scorer is None or risk is None:
+                return None
+            category, subcategory = scorer.kind(screening.normalized.text)
+            return Label(
+                category=category,
+                subcategory=subcategory,
+                severity=severity,
+                confidence=round(risk, 4),
+                source=Source.SCORER,
+                evidence=scorer.evidence(screening.normalized),
+            )
+
+        return label
 
     async def _escalate(self, screening: Screening, deadline: float | None) -> ModerationResult:
         policy = screening.policy
@@ -409,42 +418,7 @@ class Moderator:
                     model=escalator.model,
                 ),
             )
-        confident = [f for f in screening.findings if decide.is_confident(f, policy)]
-        return self._judged(screening, judgement, confident, reason)
-
-    def _judged(
-        self, screening: Screening, judgement: Judgement, confident: list[Finding], reason: str
-    ) -> ModerationResult:
-        policy = screening.policy
-        heuristic = {label.category: label for label in decide.labels(screening.findings)}
-        decision = decide.decide(confident, policy) if confident else Decision.ALLOW
-        labels: dict[object, Label] = {label.category: label for label in decide.labels(confident)}
-        for label in judgement.labels:
-            action = policy.action(label.category, label.severity)
-            if action is None:
-                continue
-            decision = max(decision, action)
-            seen = heuristic.get(label.category)
-            labels[label.category] = Label(
-                category=label.category,
-                subcategory=label.subcategory or (seen.subcategory if seen else ""),
-                severity=label.severity,
-                confidence=label.confidence,
-                source=label.source,
-                evidence=seen.evidence if seen else (),
-                rationale=label.rationale,
-            )
-        acted_on = [
-            lb for lb in judgement.labels if policy.action(lb.category, lb.severity) is not None
-        ]
-        if (
-            judgement.verdict != "safe"
-            and decision is Decision.ALLOW
-            and (acted_on or not judgement.labels)
-        ):
-            # Controversial in a category this policy acts on, or not safe without saying
-            # why: a human decides. Labels only in categories this policy ignores stay allowed.
-            decision = Decision.REVIEW
+        answer = decide.with_model(screening.findings, policy, judgement)
         status = EscalationStatus.CACHED if judgement.cached else EscalationStatus.RESOLVED
         escalation = Escalation(
             status,
@@ -456,8 +430,7 @@ class Moderator:
             judgement.completion_tokens,
             judgement.cost,
         )
-        ordered = tuple(sorted(labels.values(), key=lambda lb: (-lb.severity, lb.category.value)))
-        return self._result(screening, decision, ordered, escalation)
+        return self._result(screening, answer, escalation)
 
     def _log(self, screening: Screening, result: ModerationResult) -> None:
         if self._on_result is not None:

@@ -15,7 +15,7 @@ from prometheus_client import generate_latest
 from moderation.domain import Category, Content, Decision
 from moderation.lexicon import MAX_HITS_PER_ENTRY
 from moderation.metrics import Metrics
-from moderation.pipeline import Moderator
+from moderation.pipeline import ForModel, Moderator
 from moderation.rpc.server import ServerOptions, start
 from moderation.v1 import moderation_pb2 as pb
 from moderation.v1 import moderation_pb2_grpc as pb_grpc
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 @pytest.mark.parametrize("unit", list(WORST_CASES.values()), ids=list(WORST_CASES))
 def test_dense_matches_keep_at_most_a_few_spans_per_rule(moderator: Moderator, unit: str) -> None:
     """A text made of one match repeated is judged as its parts are, with bounded evidence."""
-    short, _ = moderator.heuristics(Content(text=unit * 3))
-    long, _ = moderator.heuristics(Content(text=repeated(unit)))
+    short = moderator.heuristics(Content(text=unit * 3)).screening
+    long = moderator.heuristics(Content(text=repeated(unit))).screening
     assert {f.rule for f in short.findings} <= {f.rule for f in long.findings}
     per_rule: dict[str, int] = {}
     for finding in long.findings:
@@ -39,7 +39,7 @@ def test_dense_matches_keep_at_most_a_few_spans_per_rule(moderator: Moderator, u
 
 def test_a_term_after_many_of_its_allow_contexts_is_still_found(moderator: Moderator) -> None:
     """Thousands of 草地 do not hide a 草泥马 at the end."""
-    screening, _ = moderator.heuristics(Content(text="草地" * 5000 + "草泥马"))
+    screening = moderator.heuristics(Content(text="草地" * 5000 + "草泥马")).screening
     assert Category.ABUSE in {f.category for f in screening.findings}
     assert any(f.evidence.text == "草泥马" for f in screening.findings)
 
@@ -49,9 +49,9 @@ def test_a_disguise_after_many_ordinary_look_alikes_is_still_escalated(
 ) -> None:
     """Padding with an ordinary word that sounds like a term does not hide the term's homophone:
     past the checks' budget, candidates count as hits (towards review, never towards allow)."""
-    screening, result = moderator.heuristics(Content(text="学习" * 3000 + "，雪洗他们"))
-    assert screening.findings, "the homophone of 血洗 after the padding was not seen"
-    assert result is None or result.decision is not Decision.ALLOW
+    screened = moderator.heuristics(Content(text="学习" * 3000 + "，雪洗他们"))
+    assert screened.screening.findings, "the homophone of 血洗 after the padding was not seen"
+    assert isinstance(screened, ForModel) or screened.result.decision is not Decision.ALLOW
 
 
 async def test_health_answers_while_a_batch_of_worst_cases_is_screened(

@@ -24,7 +24,7 @@ from moderation.errors import (
     PermissionDenied,
     StreamIdle,
 )
-from moderation.pipeline import OFF_LOOP_CHARS, Moderator, Screening
+from moderation.pipeline import OFF_LOOP_CHARS, ForModel, Moderator, Screened
 from moderation.rpc import convert
 from moderation.rpc.access import charge, current_client
 from moderation.rpc.interceptors import MalformedRequest, status_for
@@ -74,9 +74,8 @@ def _failed(
     )
 
 
-#: What screening one item gave: the screening and, when the heuristics decided, the result;
-#: or the error that stopped it.
-Screened = tuple[Screening, ModerationResult | None] | Exception
+#: What screening one item gave, or the error that stopped it.
+Outcome = Screened | Exception
 
 
 class _Screener:
@@ -90,9 +89,9 @@ class _Screener:
 
     def __init__(self, moderator: Moderator) -> None:
         self._moderator = moderator
-        self._queued: list[tuple[Content, Callable[[Screened], None]]] = []
+        self._queued: list[tuple[Content, Callable[[Outcome], None]]] = []
 
-    def submit(self, content: Content, done: Callable[[Screened], None]) -> None:
+    def submit(self, content: Content, done: Callable[[Outcome], None]) -> None:
         """Screen ``content`` at the end of this turn; then call ``done`` with the outcome."""
         if not self._queued:  # the first of this turn: screen them all once it ends
             asyncio.get_running_loop().call_soon(self._screen, context=contextvars.Context())
@@ -102,7 +101,7 @@ class _Screener:
         queued, self._queued = self._queued, []
         for content, done in queued:
             try:
-                outcome: Screened = self._moderator.heuristics(content)
+                outcome: Outcome = self._moderator.heuristics(content)
             except Exception as error:
                 outcome = error
             try:
@@ -206,19 +205,19 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
                 reply = _failed(request, error)
             answers.put_nowait(reply)
 
-        def screened(request: pb.ModerateRequest, outcome: Screened) -> None:
+        def screened(request: pb.ModerateRequest, outcome: Outcome) -> None:
             nonlocal unscreened
             unscreened -= 1
             if closed:
                 return  # the call ended (cancelled): nobody reads, nothing to escalate
             if isinstance(outcome, Exception):
                 answers.put_nowait(_failed(request, outcome))
-            elif outcome[1] is None:  # for the model
-                escalate = functools.partial(self._moderator.escalate, outcome[0], deadline)
+            elif isinstance(outcome, ForModel):
+                escalate = functools.partial(self._moderator.escalate, outcome.screening, deadline)
                 track(loop.create_task(respond(request, escalate)))
             else:
                 try:
-                    answers.put_nowait(convert.to_response(outcome[1]))
+                    answers.put_nowait(convert.to_response(outcome.result))
                 except Exception as error:
                     answers.put_nowait(_failed(request, error))
             if unscreened == 0 and all_back is not None and not all_back.done():
