@@ -1,33 +1,28 @@
 """The ModerationService servicer: converts proto to domain and back, nothing more.
 
-The deadline of each call bounds the model call; ModerateStream answers every request once,
-judging up to ``stream_window`` items at a time and reading no further until answers drain;
-the items streams bring in one turn of the event loop are screened together.
+The deadline of each call bounds the model call. ModerateStream's scheduling (up to
+``stream_window`` items at a time, reading no further until answers drain; the items streams
+bring in one turn of the event loop screened together) is ``streams.StreamJudge``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
+import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import structlog
 
 from moderation.domain import Content, ModerationResult
-from moderation.errors import (
-    BatchTooLarge,
-    InvalidRequest,
-    PermissionDenied,
-    StreamIdle,
-)
-from moderation.pipeline import OFF_LOOP_CHARS, ForModel, Moderator, Screened
+from moderation.errors import BatchTooLarge, InvalidRequest, PermissionDenied
+from moderation.pipeline import Moderator
 from moderation.rpc import convert
 from moderation.rpc.access import charge, current_client
 from moderation.rpc.interceptors import MalformedRequest, status_for
+from moderation.streams import Screener, StreamJudge
 from moderation.v1 import moderation_pb2 as pb
 from moderation.v1 import moderation_pb2_grpc as pb_grpc
 
@@ -49,18 +44,21 @@ def _deadline(context: Context) -> float | None:
     return time.monotonic() + max(0.0, remaining - margin)
 
 
-class _End:
-    """Marks the end of a stream's answers; carries the reader's error, if any."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException | None = None) -> None:
-        self.error = error
+#: A stream's request, or what could not be read of one.
+Request = pb.ModerateRequest | MalformedRequest
 
 
-def _failed(
-    request: pb.ModerateRequest | MalformedRequest, error: Exception
-) -> pb.ModerateResponse:
+def _reply(request: Request, answer: ModerationResult | Exception) -> pb.ModerateResponse:
+    """The stream's answer to ``request``."""
+    if isinstance(answer, Exception):
+        return _failed(request, answer)
+    try:
+        return convert.to_response(answer)
+    except Exception as error:
+        return _failed(request, error)
+
+
+def _failed(request: Request, error: Exception) -> pb.ModerateResponse:
     """The answer for a stream item that could not be judged: its status code and message
     (as ``rich_status`` would give them for the whole call)."""
     code = status_for(error)
@@ -72,42 +70,6 @@ def _failed(
     return pb.ModerateResponse(
         content_id=request.content_id, error=pb.ItemError(code=code.value[0], message=message)
     )
-
-
-#: What screening one item gave, or the error that stopped it.
-Outcome = Screened | Exception
-
-
-class _Screener:
-    """Screens the stream items that arrive in one turn of the event loop together.
-
-    Items of every stream queue here and are screened one after another once the turn ends,
-    so the prefilter's tables stay in cache from one item to the next rather than being
-    pushed out by gRPC's own work between them (``make load``: about a tenth less server
-    CPU per streamed item). Each item's callback gets what its screening gave.
-    """
-
-    def __init__(self, moderator: Moderator) -> None:
-        self._moderator = moderator
-        self._queued: list[tuple[Content, Callable[[Outcome], None]]] = []
-
-    def submit(self, content: Content, done: Callable[[Outcome], None]) -> None:
-        """Screen ``content`` at the end of this turn; then call ``done`` with the outcome."""
-        if not self._queued:  # the first of this turn: screen them all once it ends
-            asyncio.get_running_loop().call_soon(self._screen, context=contextvars.Context())
-        self._queued.append((content, done))
-
-    def _screen(self) -> None:
-        queued, self._queued = self._queued, []
-        for content, done in queued:
-            try:
-                outcome: Outcome = self._moderator.heuristics(content)
-            except Exception as error:
-                outcome = error
-            try:
-                done(outcome)
-            except Exception as error:  # a bug in one stream must not strand the others
-                log.error("rpc.stream_answer_failed", error_type=type(error).__name__)
 
 
 class ModerationServicer(pb_grpc.ModerationServiceServicer):
@@ -125,7 +87,7 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
         self._max_batch_items = max_batch_items
         self._stream_window = stream_window
         self._stream_idle_s = stream_idle_s
-        self._screener = _Screener(moderator)
+        self._screener = Screener(moderator)
 
     def _content(self, request: pb.ModerateRequest) -> Content:
         """The domain item, refused when the calling client may not use its jurisdiction."""
@@ -174,125 +136,36 @@ class ModerationServicer(pb_grpc.ModerationServiceServicer):
     ) -> None:
         """Answer every request once, with its content_id; bad items get ``error``.
 
-        A reader task reads each request and hands it to the screener (shared by every
-        stream) while this coroutine writes answers, so a read and a write are in flight
-        together. What the heuristics decide is answered at once; only items for the model
-        become tasks. At most ``stream_window`` answers wait unwritten: a client that stops
-        reading answers stops the reading of its requests.
+        ``streams.StreamJudge`` does the scheduling (screening together, model calls as tasks,
+        the window, the idle timeout); this reads requests as items and writes answers.
         """
-        deadline = _deadline(context)
-        loop = asyncio.get_running_loop()
-        slots = asyncio.Semaphore(self._stream_window)
-        answers: asyncio.Queue[pb.ModerateResponse | _End] = asyncio.Queue()
-        tasks: set[asyncio.Task[None]] = set()
-        unscreened = 0  # items with the screener, not yet back
-        last_read = loop.time()  # of the last request read
-        unanswered = 0  # items read and not yet answered
-        all_back: asyncio.Future[None] | None = None
-        closed = False
+        judge: StreamJudge[Request] = StreamJudge(
+            self._moderator,
+            self._screener,
+            window=self._stream_window,
+            idle_s=self._stream_idle_s,
+            deadline=_deadline(context),
+        )
+        async with contextlib.aclosing(judge.judge(self._items(context))) as answers:
+            async for request, answer in answers:
+                await context.write(_reply(request, answer))
 
-        def track(task: asyncio.Task[None]) -> None:
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-        async def respond(
-            request: pb.ModerateRequest, judge: Callable[[], Awaitable[ModerationResult]]
-        ) -> None:
-            """Queue the answer ``judge`` gives for ``request`` (a failure answers too)."""
+    async def _items(self, context: Context) -> AsyncIterator[tuple[Request, Content | Exception]]:
+        """The stream's requests as items (or the error that refuses one), paced by the
+        calling client's rate."""
+        client = current_client.get()
+        bucket = client.bucket if client is not None else None
+        while (request := await context.read()) is not grpc.aio.EOF:
+            if bucket is not None and (wait := bucket.reserve()) > 0:
+                await asyncio.sleep(wait)  # the client's rate paces its stream
+            if isinstance(request, MalformedRequest):
+                yield request, request.error
+                continue
             try:
-                reply = convert.to_response(await judge())
+                item: Content | Exception = self._content(request)
             except Exception as error:
-                reply = _failed(request, error)
-            answers.put_nowait(reply)
-
-        def screened(request: pb.ModerateRequest, outcome: Outcome) -> None:
-            nonlocal unscreened
-            unscreened -= 1
-            if closed:
-                return  # the call ended (cancelled): nobody reads, nothing to escalate
-            if isinstance(outcome, Exception):
-                answers.put_nowait(_failed(request, outcome))
-            elif isinstance(outcome, ForModel):
-                escalate = functools.partial(self._moderator.escalate, outcome.screening, deadline)
-                track(loop.create_task(respond(request, escalate)))
-            else:
-                try:
-                    answers.put_nowait(convert.to_response(outcome.result))
-                except Exception as error:
-                    answers.put_nowait(_failed(request, error))
-            if unscreened == 0 and all_back is not None and not all_back.done():
-                all_back.set_result(None)
-
-        async def read() -> None:
-            nonlocal unscreened, all_back, last_read, unanswered
-            error: BaseException | None = None
-            client = current_client.get()
-            bucket = client.bucket if client is not None else None
-            try:
-                while (request := await context.read()) is not grpc.aio.EOF:
-                    if bucket is not None and (wait := bucket.reserve()) > 0:
-                        await asyncio.sleep(wait)  # the client's rate paces its stream
-                    await slots.acquire()  # backpressure: no more than the window unwritten
-                    last_read = loop.time()
-                    unanswered += 1
-                    if isinstance(request, MalformedRequest):
-                        answers.put_nowait(_failed(request, request.error))
-                        continue
-                    try:
-                        content = self._content(request)
-                    except Exception as item_error:
-                        answers.put_nowait(_failed(request, item_error))
-                        continue
-                    if len(content.text) > OFF_LOOP_CHARS:  # screened in a worker thread
-                        judge = functools.partial(
-                            self._moderator.moderate, content, deadline=deadline
-                        )
-                        track(loop.create_task(respond(request, judge)))
-                        continue
-                    unscreened += 1
-                    self._screener.submit(content, functools.partial(screened, request))
-                if unscreened:
-                    all_back = loop.create_future()
-                    await all_back
-                while tasks:
-                    await asyncio.gather(*tasks)
-            except Exception as exc:
-                error = exc
-            finally:
-                answers.put_nowait(_End(error))
-
-        async def watch_idle() -> None:
-            """End the stream once it sent nothing for the idle time and nothing is pending."""
-            idle = self._stream_idle_s
-            while True:
-                await asyncio.sleep(max(0.0, last_read + idle - loop.time()) or idle / 4)
-                if unanswered == 0 and loop.time() - last_read >= idle:
-                    answers.put_nowait(
-                        _End(
-                            StreamIdle(
-                                f"the stream sent nothing for {idle:g} s and was closed; "
-                                "open a new one when there is more to send"
-                            )
-                        )
-                    )
-                    reader.cancel()
-                    return
-
-        reader = asyncio.create_task(read())
-        watchdog = asyncio.create_task(watch_idle())
-        try:
-            while not isinstance(answer := await answers.get(), _End):
-                await context.write(answer)
-                unanswered -= 1
-                slots.release()
-            if answer.error is not None:
-                raise answer.error
-        finally:
-            closed = True
-            watchdog.cancel()
-            reader.cancel()
-            for task in list(tasks):
-                task.cancel()
+                item = error
+            yield request, item
 
     async def ListPolicies(
         self, request: pb.ListPoliciesRequest, context: Context
