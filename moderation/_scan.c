@@ -11,12 +11,13 @@
  *       (U+FFFF: it folds to zero or several characters), for the caller's slow path.
  *
  *   context_steps(folded, digit_words, units)  ->  int
- *       A bit per context step that would change ``folded`` (1 separators, 2 repeats,
- *       4 leetspeak, 8 digits): the conditions of Normalizer's finders, without their
- *       regular expressions.
+ *       A bit per context step that would change ``folded`` (STEP_SEPARATORS 1, STEP_REPEATS
+ *       2, STEP_LEETSPEAK 4, STEP_DIGITS 8): the conditions of Normalizer's finders, without
+ *       their regular expressions.
  *
- *   apply_context_steps(text, starts, ends, digit_words, units, variants)
- *       Those steps applied, with each character's original span and mark carried.
+ *   apply_context_steps(text, starts, ends, digit_words, units, variants, order)
+ *       Those steps applied in ``order`` (their bits, as normalize.STEPS orders them), with
+ *       each character's original span and mark carried.
  *
  *   phonetic_view(text, table, trie, max_token, gap, first_code, last_code)
  *       The phonetic view of moderation.phonetic (its reference_view, in one pass).
@@ -693,11 +694,11 @@ done:
 static PyObject *
 scan_apply_context_steps(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (!nargs_are(nargs, 6, "apply_context_steps(text, starts, ends, digit_words, units, "
-                             "variants)"))
+    if (!nargs_are(nargs, 7, "apply_context_steps(text, starts, ends, digit_words, units, "
+                             "variants, order)"))
         return NULL;
     PyObject *text = args[0], *starts = args[1], *ends = args[2];
-    PyObject *words = args[3], *units = args[4], *variants = args[5];
+    PyObject *words = args[3], *units = args[4], *variants = args[5], *order = args[6];
     if (check_args(text, words, units) < 0)
         return NULL;
     if ((starts == Py_None) != (ends == Py_None)) {
@@ -708,13 +709,30 @@ scan_apply_context_steps(PyObject *module, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_TypeError, "variants must be (repeat, leetspeak, digit)");
         return NULL;
     }
+    /* The steps in the order they run (normalize.STEPS's), each once, by its STEP_ bit. */
+    int steps_in_order[4], count = 0, seen = 0;
+    if (!PyTuple_Check(order) || PyTuple_GET_SIZE(order) != 4) {
+        PyErr_SetString(PyExc_TypeError, "order must be a tuple of the four STEP_ bits");
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < 4; k++) {
+        long bit = PyLong_AsLong(PyTuple_GET_ITEM(order, k));
+        if (bit == -1 && PyErr_Occurred())
+            return NULL;
+        if ((bit != STEP_SEPARATORS && bit != STEP_REPEATS && bit != STEP_LEETSPEAK &&
+             bit != STEP_DIGITS) || (seen & bit)) {
+            PyErr_SetString(PyExc_ValueError, "order must hold each STEP_ bit once");
+            return NULL;
+        }
+        seen |= (int)bit;
+        steps_in_order[count++] = (int)bit;
+    }
     Buf cur;
     if (buf_from(text, starts, ends, &cur) < 0)
         return NULL;
     long steps = 0;
-    static const int order[] = {STEP_SEPARATORS, STEP_REPEATS, STEP_LEETSPEAK, STEP_DIGITS};
-    for (int k = 0; k < 4; k++) {
-        if (run_step(order[k], &cur, words, units, &steps) < 0) {
+    for (int k = 0; k < count; k++) {
+        if (run_step(steps_in_order[k], &cur, words, units, &steps) < 0) {
             buf_free(&cur);
             return NULL;
         }
@@ -1217,8 +1235,9 @@ static PyMethodDef scan_methods[] = {
      "context_steps(folded, digit_words, units) -> int: a bit per context step that would "
      "change the text (1 separators, 2 repeats, 4 leetspeak, 8 digits)."},
     {"apply_context_steps", (PyCFunction)(void (*)(void))scan_apply_context_steps, METH_FASTCALL,
-     "apply_context_steps(text, starts, ends, digit_words, units, variants) -> None | (text, "
-     "starts, ends, marks, steps): every context step in order, with the spans carried."},
+     "apply_context_steps(text, starts, ends, digit_words, units, variants, order) -> None | "
+     "(text, starts, ends, marks, steps): every context step in order, with the spans "
+     "carried."},
     {"phonetic_view", (PyCFunction)(void (*)(void))scan_phonetic_view, METH_FASTCALL,
      "phonetic_view(text, table, trie, max_token, gap, first_code, last_code) -> None | str | "
      "(codes, starts, ends, latin): the syllable codes of the text, with the Latin words that "
@@ -1244,7 +1263,11 @@ scan_exec(PyObject *module)
         PyModule_AddIntConstant(module, "DOT", CLASS_DOT) < 0 ||
         PyModule_AddIntConstant(module, "COLON", CLASS_COLON) < 0 ||
         PyModule_AddIntConstant(module, "NUMERAL", CLASS_NUMERAL) < 0 ||
-        PyModule_AddIntConstant(module, "NUMERALS", CLASS_NUMERALS) < 0)
+        PyModule_AddIntConstant(module, "NUMERALS", CLASS_NUMERALS) < 0 ||
+        PyModule_AddIntConstant(module, "STEP_SEPARATORS", STEP_SEPARATORS) < 0 ||
+        PyModule_AddIntConstant(module, "STEP_REPEATS", STEP_REPEATS) < 0 ||
+        PyModule_AddIntConstant(module, "STEP_LEETSPEAK", STEP_LEETSPEAK) < 0 ||
+        PyModule_AddIntConstant(module, "STEP_DIGITS", STEP_DIGITS) < 0)
         return -1;
     return 0;
 }

@@ -10,8 +10,8 @@ def translate(text: str, table: array[int], /) -> str | None:
     character lies past the table or maps to U+FFFF (it folds to zero or several)."""
 
 def context_steps(folded: str, digit_words: Container[str], units: str, /) -> int:
-    """A bit per context step that would change ``folded``: 1 separators, 2 repeats,
-    4 leetspeak, 8 digits."""
+    """A bit per context step that would change ``folded``: STEP_SEPARATORS, STEP_REPEATS,
+    STEP_LEETSPEAK, STEP_DIGITS."""
 
 def apply_context_steps(
     text: str,
@@ -20,10 +20,12 @@ def apply_context_steps(
     digit_words: dict[str, str],
     units: str,
     variants: tuple[Variant, Variant, Variant],
+    order: tuple[int, ...],
     /,
 ) -> tuple[str, list[int], list[int], dict[int, Variant], int] | None:
-    """Every context step in order (separators, repeats, leetspeak, digits, then separators
-    and repeats again after leetspeak or digits), each character's original span carried from
+    """Every context step in ``order`` (their STEP_ bits, as ``normalize.STEPS`` orders them),
+    then separators and repeats again after leetspeak or digits, each character's original
+    span carried from
     ``starts``/``ends`` (None: the identity); ``variants`` are the marks of repeats, leetspeak
     and digits. None when no step changes anything; else the text, spans, marks and a bit per
     step that changed something."""
@@ -33,6 +35,10 @@ DIGIT: int
 AT: int
 DOT: int
 COLON: int
+STEP_SEPARATORS: int
+STEP_REPEATS: int
+STEP_LEETSPEAK: int
+STEP_DIGITS: int
 NUMERAL: int
 NUMERALS: int
 

@@ -47,7 +47,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import opencc
 
@@ -170,19 +170,19 @@ class _Folder:
                 self.emoji.pop(emoji, None)
             else:
                 self.emoji[emoji] = character
-        self._step_table = self._steps()
+        self._step_table = in_step_order("context-free", self._steps())
 
-    def _steps(self) -> tuple[tuple[str, Callable[[str], str]], ...]:
-        return (
-            ("invisible", lambda c: "" if _is_invisible(c) else c),
-            ("bopomofo", lambda c: BOPOMOFO.get(c, c)),
-            ("nfkc", lambda c: unicodedata.normalize("NFKC", c)),
-            ("casefold", str.casefold),
-            ("confusables", lambda c: self._confusables.get(c, c)),
-            ("t2s", lambda c: self._t2s.get(c, c)),
-            ("glyphs", lambda c: self._glyphs.get(c, c)),
-            ("emoji", lambda c: self.emoji.get(c, c)),
-        )
+    def _steps(self) -> dict[str, Callable[[str], str]]:
+        return {
+            "invisible": lambda c: "" if _is_invisible(c) else c,
+            "bopomofo": lambda c: BOPOMOFO.get(c, c),
+            "nfkc": lambda c: unicodedata.normalize("NFKC", c),
+            "casefold": str.casefold,
+            "confusables": lambda c: self._confusables.get(c, c),
+            "t2s": lambda c: self._t2s.get(c, c),
+            "glyphs": lambda c: self._glyphs.get(c, c),
+            "emoji": lambda c: self.emoji.get(c, c),
+        }
 
     def fold(self, ch: str) -> tuple[str, tuple[str, ...]]:
         """``ch`` through every context-free step, to a fixed point; and the steps that fired."""
@@ -200,6 +200,18 @@ class _Folder:
 
 
 _VARIANT_OF_STEP = {step.name: step.variant for step in STEPS}
+
+_T = TypeVar("_T")
+
+
+def in_step_order(kind: str, runs: Mapping[str, _T]) -> tuple[tuple[str, _T], ...]:
+    """What runs each step, in the order ``STEPS`` gives, which is the order they run in:
+    ``STEPS`` is the one table of names and order, and a step there without code (or code
+    for a step not there) stops the start, naming it."""
+    named = [step.name for step in STEPS if step.name in runs]
+    if unknown := sorted(runs.keys() - set(named)):
+        raise RuntimeError(f"{kind} steps {unknown} are not in STEPS")
+    return tuple((name, runs[name]) for name in named)
 
 
 def _variant(fired: tuple[str, ...]) -> Variant | None:
@@ -377,6 +389,15 @@ _PRIORITY = {
 }
 
 
+#: The bit by which the C passes know each context step (``_scan.apply_context_steps`` runs
+#: them in the order it is given, which is STEPS's).
+_C_STEP = {
+    "separators": _scan.STEP_SEPARATORS,
+    "repeats": _scan.STEP_REPEATS,
+    "leetspeak": _scan.STEP_LEETSPEAK,
+    "digits": _scan.STEP_DIGITS,
+}
+
 #: The variants the context steps mark, in the order ``_scan.apply_context_steps`` takes.
 _CONTEXT_MARKS = (Variant.REPEAT, Variant.LEETSPEAK, Variant.DIGIT)
 
@@ -494,27 +515,36 @@ class Normalizer:
         self._leet = re.compile(r"[013457@$](?<=[a-z][013457@$])(?=[a-z])")
         self._digit_runs = re.compile(r"[0-9]+")
         self._digit_map = {row[0]: row[1] for row in _data("digits.tsv")}
-        self._context_steps: tuple[tuple[str, Callable[[str], list[_Change]]], ...] = (
-            ("separators", self._separators),
-            ("repeats", self._repeats),
-            ("leetspeak", self._leetspeak),
-            ("digits", self._digit_words),
+        self._context_steps = in_step_order(
+            "context",
+            {
+                "separators": self._separators,
+                "repeats": self._repeats,
+                "leetspeak": self._leetspeak,
+                "digits": self._digit_words,
+            },
         )
+        folded_names = {name for name, _ in self._folder._step_table}
+        context_names = [name for name, _ in self._context_steps]
+        if missing := [s.name for s in STEPS if s.name not in {*folded_names, *context_names}]:
+            raise RuntimeError(f"steps {missing} of STEPS have no code")
+        #: The C passes' bit for each context step, in the order they run (STEPS's).
+        self._c_order = tuple(_C_STEP[name] for name in context_names)
         #: The names of the context steps each combination of their bits stands for.
         self._steps_of_bits = [
-            tuple(name for i, (name, _) in enumerate(self._context_steps) if bits >> i & 1)
-            for bits in range(1 << len(self._context_steps))
+            tuple(name for name in context_names if bits & _C_STEP[name])
+            for bits in range(2 * max(_C_STEP.values()))
         ]
 
     def context_steps(self, folded: str) -> int:
         """A bit per context step that would change ``folded``, in the order of
-        ``_context_steps`` (1 separators, 2 repeats, 4 leetspeak, 8 digits), from one pass in
-        C over the conditions of the steps' own finders (``reference_context_steps``)."""
+        C passes (``_C_STEP``), from one pass in C over the conditions of the steps' own
+        finders (``reference_context_steps``)."""
         return _scan.context_steps(folded, self._digit_map, UNITS)
 
     def reference_context_steps(self, folded: str) -> int:
         """The same bits, asked of each step's finder (the reference for ``context_steps``)."""
-        return sum(1 << i for i, (_, find) in enumerate(self._context_steps) if find(folded))
+        return sum(_C_STEP[name] for name, find in self._context_steps if find(folded))
 
     def fold_char(self, ch: str) -> tuple[str, tuple[str, ...]]:
         """The context-free folding of one character and the steps that fired."""
@@ -641,8 +671,9 @@ class Normalizer:
     def _context_in_c(self, edit: _Edit, steps: set[str]) -> None:
         """The same in one C call (``_scan.apply_context_steps``)."""
         done = _scan.apply_context_steps(
-            edit.chars, edit.starts, edit.ends, self._digit_map, UNITS, _CONTEXT_MARKS
-        )
+            edit.chars, edit.starts, edit.ends, self._digit_map, UNITS, _CONTEXT_MARKS,
+            self._c_order,
+        )  # fmt: skip
         if done is None:
             return
         edit.chars, edit.starts, edit.ends, edit.marks, bits = done

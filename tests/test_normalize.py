@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from moderation import _scan
 from moderation.domain import Variant
-from moderation.normalize import STEPS, Normalizer
+from moderation.normalize import _C_STEP, STEPS, Normalizer, in_step_order
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +110,24 @@ def test_steps_table_is_ordered_and_named() -> None:
     names = [step.name for step in STEPS]
     assert len(names) == len(set(names))
     assert names.index("t2s") < names.index("separators") < names.index("digits")
+
+
+def test_steps_is_the_table_that_runs() -> None:
+    """The folding and the C passes run the steps in STEPS's order, and code for a step STEPS
+    does not name stops the start; the C passes refuse an order that is not each step once."""
+    normalizer = Normalizer()
+    ran = [name for name, _ in normalizer._folder._step_table] + [
+        name for name, _ in normalizer._context_steps
+    ]
+    assert ran == [step.name for step in STEPS]
+    assert normalizer._c_order == tuple(_C_STEP[s.name] for s in STEPS if s.name in _C_STEP)
+    with pytest.raises(RuntimeError, match=r"context steps \['spaces'\] are not in STEPS"):
+        in_step_order("context", {"separators": 1, "spaces": 2})
+    for order in ((1, 2, 4), (1, 1, 4, 8), (1, 2, 4, 16)):
+        with pytest.raises((TypeError, ValueError)):
+            _scan.apply_context_steps(
+                "a", None, None, {}, "", (Variant.REPEAT, Variant.LEETSPEAK, Variant.DIGIT), order
+            )
 
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=300)
