@@ -335,6 +335,9 @@ class Pattern:
     validate: Callable[[str], bool] | None = None
     normalized: bool = False
     """Match the fully normalized text (separators dropped) instead of the folded text."""
+    needs: int = 0
+    """The kinds of character (``_scan.char_classes`` bits) of which the text must hold at
+    least one for ``regex`` to match; 0: no such kind (the pattern is tried on every text)."""
     hint: re.Pattern[str] | None = None
     """A cheap test that must match before ``regex`` is tried."""
     placeholder: str | None = None
@@ -364,6 +367,7 @@ _HANDLES = (
     r"(?:v|vx|wx|vx号|wx号|微信|威信|薇信|维信|徽信|卫星|v信|微x|wei信|weixin|扣扣|qq|q群|qq群|"
     r"企鹅|企鹅号|tg|telegram|电报|飞机|whatsapp|line)"
 )
+_HANDLE_WORD = re.compile(_HANDLES)
 #: "at" and "dot" spelled out, as in name (at) example (dot) com.
 _AT = r"(?:\s*(?:@|＠|\(at\)|\[at\]|\{at\}|<at>|艾特)\s*|\s+at\s+)"
 _DOT = r"(?:\s*(?:\.|\(dot\)|\[dot\]|\{dot\}|<dot>|点)\s*|\s+dot\s+)"
@@ -380,6 +384,7 @@ PATTERNS: tuple[Pattern, ...] = (
             r"(?:0[1-9]|[12][0-9]|3[01])[\s\-]?[0-9]{3}[\s\-]?[0-9x](?![0-9a-z])"
         ),
         lambda s: _id_checksum(_digits(s)),
+        needs=_scan.DIGIT,
         hint=_DIGITS_HINT,
         placeholder="[ID_NUMBER]",
     ),
@@ -390,6 +395,7 @@ PATTERNS: tuple[Pattern, ...] = (
         Severity.MEDIUM,
         0.9,
         re.compile(rf"(?<![0-9])(?:\+?86{_SEP})?1[3-9][0-9](?:{_SEP}[0-9]){{8}}(?![0-9])"),
+        needs=_scan.DIGIT,
         hint=_DIGITS_HINT,
         placeholder="[PHONE]",
     ),
@@ -403,6 +409,7 @@ PATTERNS: tuple[Pattern, ...] = (
             rf"(?<!{_ANY_DIGIT})[一幺壹][3-9三四五六七八九叁肆伍陆柒捌玖]"
             rf"(?:{_SEP}{_ANY_DIGIT}){{9}}(?!{_ANY_DIGIT})"
         ),
+        needs=_scan.NUMERAL,
         hint=_CN_PHONE_HINT,
         placeholder="[PHONE]",
     ),
@@ -416,6 +423,7 @@ PATTERNS: tuple[Pattern, ...] = (
             r"(?<![0-9])(?:62|4[0-9]|5[1-5])[0-9]{2}(?:[\s\-]?[0-9]{4}){3}(?:[\s\-]?[0-9]{1,3})?(?![0-9])"
         ),
         lambda s: _luhn(_digits(s)),
+        needs=_scan.DIGIT,
         hint=_DIGITS_HINT,
         placeholder="[BANK_CARD]",
     ),
@@ -426,6 +434,7 @@ PATTERNS: tuple[Pattern, ...] = (
         Severity.LOW,
         0.9,
         re.compile(r"(?<![a-z0-9._%+\-])[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}(?![a-z0-9])"),
+        needs=_scan.AT,
         hint=re.compile("@"),
         placeholder="[EMAIL]",
     ),
@@ -454,6 +463,8 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
         lambda s: bool(re.search(r"[0-9].*[0-9].*[0-9]", s) or re.search(r"[a-z]{2,}[0-9]", s)),
         normalized=True,
+        needs=_scan.DIGIT,  # the validator asks for one
+        hint=_HANDLE_WORD,
         placeholder="[CONTACT]",
     ),
     Pattern(
@@ -468,6 +479,7 @@ PATTERNS: tuple[Pattern, ...] = (
             rf"(?![{CHINESE_DIGITS}]|[{_COUNTED}])"
         ),
         normalized=True,
+        needs=_scan.NUMERALS,
         hint=_NUMERALS_HINT,
         placeholder="[CONTACT]",
     ),
@@ -478,6 +490,7 @@ PATTERNS: tuple[Pattern, ...] = (
         Severity.HIGH,
         0.9,
         re.compile(r"(?<![a-z0-9.])(?:https?://)?t\.me/[a-z0-9_+\-]{3,}"),
+        needs=_scan.DOT,
         hint=re.compile(r"t\.me/"),
         placeholder="[CONTACT]",
     ),
@@ -492,6 +505,7 @@ PATTERNS: tuple[Pattern, ...] = (
             r"|(?<![\w@.])[a-z0-9\-]{2,}\.(?:com|cn|net|org|xyz|top|cc|vip|me|io|app|site|shop|info)"
             r"(?:/[^\s，。]*)?(?![\w])"
         ),
+        needs=_scan.DOT | _scan.COLON,
         hint=re.compile(r"://|www\.|\.[a-z]{2}"),
     ),
 )
@@ -500,30 +514,6 @@ PATTERNS: tuple[Pattern, ...] = (
 PLACEHOLDERS: Mapping[str, str] = {p.name: p.placeholder for p in PATTERNS if p.placeholder}
 #: Findings of one pattern kept per text, as for a lexicon entry.
 MAX_HITS_PER_PATTERN = 8
-
-_DOT_WORD = re.compile(r"\.[a-z]{2}")
-_HANDLE_WORD = re.compile(_HANDLES)
-
-
-def patterns_might_match(text: str) -> bool:
-    """False only when no reported pattern can match ``text`` (errs towards True).
-
-    Every pattern needs one of: ``@``, a URL's ``://``, ``www.`` or ``.tld``, an ASCII digit
-    (numbers, and the digits a contact handle's validator asks for), or a number spelled
-    with Chinese numerals (a phone number's start, or five numerals in a row).
-    """
-    classes = _scan.char_classes(text)
-    if classes & _scan.AT:
-        return True
-    if classes & (_scan.DOT | _scan.COLON) and (
-        "://" in text or "www." in text or _DOT_WORD.search(text)
-    ):
-        return True
-    if classes & _scan.DIGIT and (_DIGITS_HINT.search(text) or _HANDLE_WORD.search(text)):
-        return True
-    if classes & _scan.NUMERALS:
-        return True
-    return bool(classes & _scan.NUMERAL and _CN_PHONE_HINT.search(text))
 
 
 class _Taken:
@@ -570,12 +560,30 @@ class PatternDetector:
         self._patterns = tuple(patterns)
         self._reported = tuple(p for p in self._patterns if p.report)
         self._masking = tuple(p for p in self._patterns if p.placeholder)
+        #: Every kind of character some reported pattern needs (all: one needs none).
+        self._any_needs = -1 if any(p.needs == 0 for p in self._reported) else 0
+        for pattern in self._reported:
+            self._any_needs |= pattern.needs
+        #: Each distinct (needs, hint) of the reported patterns, asked once (three patterns
+        #: share the seven-digit hint).
+        self._gates = tuple(dict.fromkeys((p.needs or -1, p.hint) for p in self._reported))
+
+    def might_match(self, text: str) -> bool:
+        """False only when no reported pattern can match ``text``: each pattern's own ``needs``
+        and ``hint`` asked, after one pass in C over the text's kinds of character."""
+        classes = _scan.char_classes(text)
+        if not classes & self._any_needs:
+            return False
+        for needs, hint in self._gates:
+            if classes & needs and (hint is None or hint.search(text)):
+                return True
+        return False
 
     def detect(self, text: Normalized, jurisdiction: str) -> list[Finding]:
         """A finding for every pattern match that passes its validator (at most
         ``MAX_HITS_PER_PATTERN`` a pattern); a match inside an earlier pattern's is dropped."""
-        if not patterns_might_match(text.folded) and (
-            text.text == text.folded or not patterns_might_match(text.text)
+        if not self.might_match(text.folded) and (
+            text.text == text.folded or not self.might_match(text.text)
         ):
             return []
         findings = []

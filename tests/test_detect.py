@@ -147,3 +147,39 @@ def test_subsumption_by_trees_keeps_what_the_pairwise_check_keeps(
         ),
     )
     assert kept_by_trees(ranked) == kept_pairwise(ranked)
+
+
+_PATTERN_PIECES = st.one_of(
+    st.sampled_from(["加", "我", "vx", "qq", "扣扣", "t.me/", "www.", "https://", ".com", "@"]),
+    st.sampled_from(list("0123456789一二三四五六七八九零幺壹 .:-_abcxyz")),
+)
+
+
+def _gate_hides_nothing(text: str) -> None:
+    normalized = NORMALIZER(text)
+    views = {normalized.folded, normalized.text}
+    if not any(PATTERNS.might_match(view) for view in views):
+        assert PATTERNS._matches(normalized, PATTERNS._reported, validate=True, limit=None) == []
+
+
+@given(st.lists(_PATTERN_PIECES, max_size=24).map("".join))
+def test_the_pattern_gate_never_hides_a_match(text: str) -> None:
+    """What each pattern needs (its kinds of character and hint) is all the gate asks: when
+    it says no pattern can match, none does."""
+    _gate_hides_nothing(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "加我扣扣 九八七六五四三二一",
+        "t.me/someone",
+        "电话13812345678",
+        "mail a@b.cn",
+        "加vx abc12345",
+    ],
+)
+def test_the_pattern_gate_lets_each_kind_through(text: str) -> None:
+    """Every kind of pattern passes the gate when its text is there."""
+    assert PATTERNS.might_match(NORMALIZER(text).folded)
+    assert patterns(text)
