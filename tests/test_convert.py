@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -110,3 +111,24 @@ def test_answers_copied_from_a_prebuilt_message_equal_answers_filled(
     wire = convert.to_batch_response(batch)
     assert list(wire.results) == [convert.to_response(r) for r in batch]
     assert [r.content_id for r in wire.results] == [r.content_id for r in batch]
+
+
+@pytest.mark.parametrize(
+    ("wire", "domain", "prefix"),
+    [
+        (pb.Category, Category, "CATEGORY_"),
+        (pb.Severity, Severity, "SEVERITY_"),
+        (pb.Decision, Decision, "DECISION_"),
+        (pb.Source, Source, "SOURCE_"),
+        (pb.Variant, Variant, "VARIANT_"),
+        (pb.EscalationStatus, EscalationStatus, "ESCALATION_STATUS_"),
+    ],
+)
+def test_every_wire_enum_value_is_a_domain_one_and_back(
+    wire: Any, domain: Any, prefix: str
+) -> None:
+    """Adding a category (or any enum value) in one of the proto and the domain without the
+    other fails here, whichever side was forgotten."""
+    names = [value.name for value in wire.DESCRIPTOR.values]
+    named = {name.removeprefix(prefix) for name in names if not name.endswith("UNSPECIFIED")}
+    assert named == set(domain.__members__)
