@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -236,18 +237,11 @@ async def test_a_parquet_run_killed_mid_way_resumes_to_the_uninterrupted_file(
     options = BatchOptions(use_model=False, chunk=25)
     clean = tmp_path / "clean.parquet"
     await run_batch(moderator, open_source(str(source)), clean, options)
-    written = 0
-
-    def crashing(result: Any) -> Any:
-        nonlocal written
-        written += 1
-        if written > 170:
-            raise _Crash
-        return to_json(result)
-
     out = tmp_path / "out.parquet"
     with pytest.raises(_Crash):
-        await run_batch(moderator, open_source(str(source)), out, options, to_json=crashing)
+        await run_batch(
+            moderator, open_source(str(source)), out, options, to_json=crashing_after(170)
+        )
     assert not out.exists()
     assert (tmp_path / "out.parquet.partial.jsonl").exists()
     summary = await run_batch(moderator, open_source(str(source)), out, options)
@@ -451,6 +445,20 @@ class _Crash(Exception):
     """Stands for a kill: raised while a chunk is being written."""
 
 
+def crashing_after(answers: int) -> Callable[[Any], Any]:
+    """The JSON form, until ``answers`` answers are written: then a crash mid-chunk."""
+    written = 0
+
+    def crashing(result: Any) -> Any:
+        nonlocal written
+        written += 1
+        if written > answers:
+            raise _Crash
+        return to_json(result)
+
+    return crashing
+
+
 async def test_rows_without_ids_keep_their_line_numbers_across_a_resume(tmp_path: Path) -> None:
     """Rows without content_id are named by their line, the same after a crash and a resume,
     and the errors file gives each bad row's own line."""
@@ -461,19 +469,11 @@ async def test_rows_without_ids_keep_their_line_numbers_across_a_resume(tmp_path
     options = BatchOptions(use_model=False, chunk=7)
     clean = tmp_path / "clean.jsonl"
     await run_batch(moderator, open_source(str(source)), clean, options, to_json=to_json)
-
-    written = 0
-
-    def crashing(result: Any) -> Any:
-        nonlocal written
-        written += 1
-        if written > 30:
-            raise _Crash
-        return to_json(result)
-
     out = tmp_path / "out.jsonl"
     with pytest.raises(_Crash):
-        await run_batch(moderator, open_source(str(source)), out, options, to_json=crashing)
+        await run_batch(
+            moderator, open_source(str(source)), out, options, to_json=crashing_after(30)
+        )
     await run_batch(moderator, open_source(str(source)), out, options, to_json=to_json)
     assert out.read_bytes() == clean.read_bytes()
     answers = lines(out)
