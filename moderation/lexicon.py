@@ -522,11 +522,12 @@ class Lexicon:
                 continue  # 菠菜 sounds like 博彩 but is an entry of its own, with its contexts
             if seen is None:
                 seen = {(h.start, h.end, h.entry.rule) for h in found}
-            if (_latin_word(norm, n_start) and _latin_word(norm, n_start - 1)) or (
-                _latin_word(norm, n_end - 1) and _latin_word(norm, n_end)
+            latin = bool(view.latin) and any(k in view.latin for k in range(start, end))
+            if not latin and (
+                (_latin_word(norm, n_start) and _latin_word(norm, n_start - 1))
+                or (_latin_word(norm, n_end - 1) and _latin_word(norm, n_end))
             ):
                 continue  # the letters of a mixed term inside a longer word (ok份 is not k粉)
-            latin = bool(view.latin) and any(k in view.latin for k in range(start, end))
             inside = False
             if latin:
                 variant = Variant.PINYIN

@@ -112,6 +112,7 @@ def test_latin_term_alone_matches() -> None:
         ("傻bi", "傻逼", Variant.PINYIN),
         ("女表子", "婊子", Variant.SPLIT_CHARACTER),
         ("f*ck", "fuck", Variant.LEETSPEAK),
+        ("nishabi", "傻逼", Variant.PINYIN),  # pinyin inside a longer pinyin word
         ("k份", "k粉", Variant.HOMOPHONE),  # a mixed term: its characters by sound
         ("ㄒㄧㄥˋ ㄐㄧㄠ", "性交", Variant.PINYIN),  # ㄧㄥ spelled ieng
         ("ㄑㄩˋ ㄙˇ ㄅㄚ˙", "去死吧", Variant.PINYIN),  # ㄙ alone is si in bopomofo
