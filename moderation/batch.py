@@ -329,7 +329,16 @@ class ParquetSource(_FileSource):
             batches = self._file.iter_batches(
                 batch_size=self.BATCH_ROWS, row_groups=[group], columns=self._columns
             )
-            for batch in batches:
+            while True:
+                try:
+                    batch = next(batches, None)
+                except (OSError, _pyarrow().ArrowException) as exc:
+                    raise ConfigError(
+                        f"{self.path}: row group {group} (rows {start + 1} on) cannot be read: "
+                        f"{exc}; the rows before it are answered"
+                    ) from exc
+                if batch is None:
+                    break
                 for data in batch.to_pylist():
                     number, start = start, start + 1
                     if number > after:
@@ -724,10 +733,21 @@ async def run_batch(
     usage = moderator.model_usage()
     memo: OrderedDict[tuple[str, str], ModerationResult] = OrderedDict()
     mode = EscalationMode.AUTO if options.use_model else EscalationMode.NEVER
+    unreadable: ConfigError | None = None
+
+    def rows() -> Iterator[Row]:
+        """The source's rows; past a part that cannot be read, none (``unreadable`` says why),
+        so what was read before it is still answered and committed."""
+        nonlocal unreadable
+        try:
+            yield from source.rows(position)
+        except ConfigError as exc:
+            unreadable = exc
+
     try:
         with output.open("ab") as out, errors_path.open("ab") as err:
             chunk: list[Row] = []
-            for row in source.rows(position):
+            for row in rows():
                 chunk.append(row)
                 if len(chunk) >= options.chunk:
                     position = await _chunk(
@@ -745,11 +765,14 @@ async def run_batch(
                 )
             summary.seconds = time.monotonic() - began
             usage = _count_usage(moderator, summary, usage)
-            checkpoint.commit(fingerprint, position, out.tell(), err.tell(), summary, done=True)
+            done = unreadable is None
+            checkpoint.commit(fingerprint, position, out.tell(), err.tell(), summary, done=done)
             if progress:
                 progress.update(summary.items + summary.errors, summary, final=True)
     finally:
         checkpoint.close()
+    if unreadable is not None:
+        raise unreadable
     outputs.finish()
     log.info(
         "batch.finished",

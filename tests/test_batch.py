@@ -250,6 +250,23 @@ async def test_a_parquet_run_killed_mid_way_resumes_to_the_uninterrupted_file(
     assert [a["content_id"] for a in pq.read_table(out).to_pylist()] == [str(i) for i in range(300)]
 
 
+def test_a_parquet_file_broken_mid_way_stops_the_run_with_where(tmp_path: Path) -> None:
+    """Pages that cannot be read stop the run with exit 2, naming the file and the row group,
+    and the rows before them stay answered and committed (a rerun resumes there)."""
+    rows = [{"content_id": str(i), "text": f"你好{i}" * 40} for i in range(3000)]
+    source = write_parquet_rows(tmp_path / "in.parquet", rows, group_rows=1000)
+    data = bytearray(source.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 2000] = bytes(b ^ 0x5A for b in data[middle : middle + 2000])
+    source.write_bytes(bytes(data))
+    out = tmp_path / "out.jsonl"
+    done = run_cli("--input", str(source), "--output", str(out), "--no-llm")
+    assert done.returncode == 2, done.stderr
+    assert "in.parquet: row group 1 (rows 1001 on) cannot be read" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert [a["content_id"] for a in lines(out)] == [str(i) for i in range(1000)]
+
+
 @pytest.mark.parametrize(
     ("spec", "says"),
     [
