@@ -746,13 +746,23 @@ async def run_batch(
 
     try:
         with output.open("ab") as out, errors_path.open("ab") as err:
+
+            async def judge(chunk: list[Row]) -> int:
+                """Judge a chunk, write it in input order, flush to disk; its last position."""
+                lines, error_lines = await judge_rows(
+                    moderator, chunk, options, mode, memo, summary, to_json
+                )
+                out.write(lines)
+                err.write(error_lines)
+                _sync(out)
+                _sync(err)
+                return chunk[-1].position
+
             chunk: list[Row] = []
             for row in rows():
                 chunk.append(row)
                 if len(chunk) >= options.chunk:
-                    position = await _chunk(
-                        moderator, chunk, options, mode, memo, summary, out, err, to_json
-                    )
+                    position = await judge(chunk)
                     summary.seconds = time.monotonic() - began
                     usage = _count_usage(moderator, summary, usage)
                     checkpoint.commit(fingerprint, position, out.tell(), err.tell(), summary)
@@ -760,9 +770,7 @@ async def run_batch(
                         progress.update(summary.items + summary.errors, summary)
                     chunk = []
             if chunk:
-                position = await _chunk(
-                    moderator, chunk, options, mode, memo, summary, out, err, to_json
-                )
+                position = await judge(chunk)
             summary.seconds = time.monotonic() - began
             usage = _count_usage(moderator, summary, usage)
             done = unreadable is None
@@ -794,26 +802,6 @@ def _count_usage(moderator: Moderator, summary: Summary, before: ModelUsage) -> 
     now = moderator.model_usage()
     summary.add_usage(before, now)
     return now
-
-
-async def _chunk(
-    moderator: Moderator,
-    rows: list[Row],
-    options: BatchOptions,
-    mode: EscalationMode,
-    memo: OrderedDict[tuple[str, str], ModerationResult],
-    summary: Summary,
-    out: Any,
-    err: Any,
-    to_json: Callable[[ModerationResult], Mapping[str, Any]],
-) -> int:
-    """Judge one chunk, write it in input order, flush to disk; returns its last position."""
-    lines, error_lines = await judge_rows(moderator, rows, options, mode, memo, summary, to_json)
-    out.write(lines)
-    err.write(error_lines)
-    _sync(out)
-    _sync(err)
-    return rows[-1].position
 
 
 async def judge_rows(
