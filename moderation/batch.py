@@ -28,7 +28,7 @@ import sys
 import time
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 from urllib.parse import parse_qs
@@ -470,17 +470,12 @@ class Summary:
         self.cost += after.cost - before.cost
 
     def merge(self, other: Summary) -> None:
-        """Add another part's counts (a Ray actor's chunk) to these."""
-        self.items += other.items
-        self.errors += other.errors
-        self.duplicates += other.duplicates
-        self.decisions.update(other.decisions)
-        self.categories.update(other.categories)
-        self.escalations.update(other.escalations)
-        self.model_calls += other.model_calls
-        self.prompt_tokens += other.prompt_tokens
-        self.completion_tokens += other.completion_tokens
-        self.cost += other.cost
+        """Add another part's counts (a Ray actor's chunk) to these: every field but the time,
+        which is the whole run's."""
+        for counted in fields(self):
+            if counted.name != "seconds":
+                name = counted.name
+                setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def to_json(self) -> str:
         """For the checkpoint."""
@@ -927,7 +922,7 @@ def write_parquet(answers: Path, target: Path) -> None:
             if len(block) >= _PARQUET_ROWS:
                 writer.write_table(pa.Table.from_pylist(block, schema=schema))
                 block = []
-        if block or writer.schema is None:
+        if block:
             writer.write_table(pa.Table.from_pylist(block, schema=schema))
     with temporary.open("rb") as written:
         os.fsync(written.fileno())

@@ -17,6 +17,12 @@ def read(name: str, path: Path | None = None) -> tuple[str, str]:
     return shipped.read_text("utf-8"), f"moderation/data/{name}"
 
 
+def pairs(name: str, *, nothing: str | None = None) -> dict[str, str]:
+    """A shipped two-column table, the first cell of each row to its second (a second cell
+    equal to ``nothing`` maps to the empty string). Later cells are notes."""
+    return {cells[0]: "" if cells[1] == nothing else cells[1] for _, cells in rows(read(name)[0])}
+
+
 def rows(text: str) -> Iterator[tuple[int, list[str]]]:
     """The line number and tab-separated cells of each line that is neither blank nor a
     comment (``#``)."""

@@ -212,11 +212,10 @@ def by_heuristics(
 ) -> Answer:
     """The answer of an item the heuristics decide (the CLEAR road): every finding counts, and
     a score at ``block_at`` blocks with the scorer's label (HIGH)."""
-    decision = decide(findings, policy)
     found = labels(findings)
     if triage.by_score:
         return Answer(Decision.BLOCK, _with_scorer(found, policy, scorer_label, Severity.HIGH))
-    return Answer(decision, found)
+    return Answer(decide(findings, policy), found)
 
 
 def without_model(

@@ -137,7 +137,7 @@ INVISIBLE = frozenset(
 #: as cao ni ma and initials alone as pinyin initials (ㄋㄇㄙㄌ as nmsl); tone marks are dropped.
 #: The phonetic view reads the spellings this makes (xieng for ㄒㄧㄥ); what it cannot spell
 #: (ㄙ alone is si, ㄧ alone is yi) stays unread.
-BOPOMOFO = {row[0]: row[1].replace("-", "") for row in _data("bopomofo.tsv")}
+BOPOMOFO = datafile.pairs("normalize/bopomofo.tsv", nothing="-")
 LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
 
 
@@ -162,8 +162,8 @@ class _Folder:
         han = [chr(cp) for cp in (*range(0x3400, 0xA000), *range(0xF900, 0xFB00))]
         converted = converter.convert("\n".join(han)).split("\n")
         self._t2s = {a: b for a, b in zip(han, converted, strict=True) if a != b and len(b) == 1}
-        self._confusables = {row[0]: row[1] for row in _data("confusables.tsv")}
-        self._glyphs = {row[0]: row[1] for row in _data("glyphs.tsv")}
+        self._confusables = datafile.pairs("normalize/confusables.tsv")
+        self._glyphs = datafile.pairs("normalize/glyphs.tsv")
         self.emoji = cldr_stand_ins()
         for emoji, character, *_ in _data("emoji.tsv"):  # reviewed: '-' stands for nothing
             if character == "-":
@@ -514,7 +514,7 @@ class Normalizer:
         self._any_triple = re.compile(r"(.)\1{2,}")
         self._leet = re.compile(r"[013457@$](?<=[a-z][013457@$])(?=[a-z])")
         self._digit_runs = re.compile(r"[0-9]+")
-        self._digit_map = {row[0]: row[1] for row in _data("digits.tsv")}
+        self._digit_map = datafile.pairs("normalize/digits.tsv")
         self._context_steps = in_step_order(
             "context",
             {

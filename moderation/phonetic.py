@@ -52,11 +52,9 @@ def bopomofo_spellings(syllables: Collection[str], *, short: bool = False) -> di
     where that differs from their pinyin: ``xieng`` (ㄒㄧㄥ) for xing, ``jv`` (ㄐㄩ) for ju,
     ``iou`` (ㄧㄡ) for you; each neither a syllable nor shared by two syllables.
 
-    Unless ``short``, only those fit to read in any Latin text: at least three letters or a
-    consonant and v, and not an English word. ``short`` adds the rest (``s`` for si, ``i`` for
-    yi, ``uo`` for wo), for text written in bopomofo."""
-    text = datafile.read("normalize/bopomofo.tsv")[0]
-    letters = {cells[0]: cells[1].replace("-", "") for _, cells in datafile.rows(text)}
+    Unless ``short``, only those ``fit_in_any_latin``. ``short`` adds the rest (``s`` for si,
+    ``i`` for yi, ``uo`` for wo), for text written in bopomofo."""
+    letters = datafile.pairs("normalize/bopomofo.tsv", nothing="-")
     spelled: dict[str, set[str]] = {}
     for syllable in syllables:
         symbols = convert(syllable, Style.BOPOMOFO, strict=True, default="")
@@ -69,14 +67,16 @@ def bopomofo_spellings(syllables: Collection[str], *, short: bool = False) -> di
         and written not in syllables
         and written.isascii()
         and written.isalpha()
-        and (
-            short
-            or (
-                (len(written) >= 3 or (len(written) == 2 and written[1] == "v"))
-                and written not in ENGLISH_WORDS
-            )
-        )
+        and (short or fit_in_any_latin(written))
     }
+
+
+def fit_in_any_latin(written: str) -> bool:
+    """True for a bopomofo spelling safe to read in any Latin text: at least three letters, or
+    a consonant and v, and not an English word (shorter ones are too common)."""
+    return (len(written) >= 3 or (len(written) == 2 and written[1] == "v")) and (
+        written not in ENGLISH_WORDS
+    )
 
 
 def _toneless(reading: str) -> str:
@@ -128,10 +128,13 @@ class Phonetics:
         latin_syllables = {s for s in syllables if s not in NOT_IN_LATIN and s.isascii()}
         #: Each way a Latin word may write a syllable: its pinyin, and its bopomofo read symbol
         #: by symbol; in a text written in bopomofo, also the short ones (``s`` for si).
-        self._spellings = {s: s for s in latin_syllables}
-        self._spellings.update(bopomofo_spellings(latin_syllables))
-        self._bopomofo_spellings = dict(self._spellings)
-        self._bopomofo_spellings.update(bopomofo_spellings(latin_syllables, short=True))
+        bopomofo = bopomofo_spellings(latin_syllables, short=True)
+        self._bopomofo_spellings = {s: s for s in latin_syllables} | bopomofo
+        self._spellings = {
+            written: syllable
+            for written, syllable in self._bopomofo_spellings.items()
+            if written == syllable or fit_in_any_latin(written)
+        }
         self._longest = max(len(s) for s in self._bopomofo_spellings)
         #: What ``_scan.phonetic_view`` takes besides the text.
         self._view_tables = (

@@ -120,7 +120,14 @@ def test_steps_is_the_table_that_runs() -> None:
         name for name, _ in normalizer._context_steps
     ]
     assert ran == [step.name for step in STEPS]
-    assert normalizer._c_order == tuple(_C_STEP[s.name] for s in STEPS if s.name in _C_STEP)
+    steps_in_c = (
+        _scan.STEP_SEPARATORS,
+        _scan.STEP_REPEATS,
+        _scan.STEP_LEETSPEAK,
+        _scan.STEP_DIGITS,
+    )
+    assert normalizer._c_order == steps_in_c
+    assert set(_C_STEP) == {name for name, _ in normalizer._context_steps}
     with pytest.raises(RuntimeError, match=r"context steps \['spaces'\] are not in STEPS"):
         in_step_order("context", {"separators": 1, "spaces": 2})
     for order in ((1, 2, 4), (1, 1, 4, 8), (1, 2, 4, 16)):
